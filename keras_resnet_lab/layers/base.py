@@ -1,0 +1,231 @@
+"""The part every block shares: shortcut, drop-path, scaling, and the ``y = shortcut + F`` call.
+
+A block is one Keras layer computing ``y = post(shortcut(x) + drop_path(s * F(x)))``. Subclasses
+only say how the branch ``F`` is made (:meth:`_build_branch`) and computed (:meth:`_branch`);
+this class owns everything else (a subclass defines ``_build_branch(in_channels)`` and
+``_branch(x, pre, training)``), so every block family exposes the same parts to the analyses:
+``shortcut(x)``, ``residual(x)`` (the scaled branch ``s * F(x)``) and ``call(x)``.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_resnet_lab.layers._checks import number_in, one_of, positive_int
+from keras_resnet_lab.layers.drop_path import drop_path
+
+SHORTCUTS = ("A", "B", "C")
+FORMS = ("conv", "dense")
+NORMALIZATIONS = ("batch", "none")
+
+
+class BlockBase(keras.layers.Layer):
+    """Base of the residual-type blocks (not used directly).
+
+    Args:
+        filters: output channels (conv form) or units (dense form).
+        strides: spatial stride of the block (conv form only; 1 for dense).
+        form: ``"conv"`` (NHWC images) or ``"dense"`` (feature vectors, the MLP experiments).
+        shortcut: ``"A"`` parameter-free (strided identity, zero-padded channels), ``"B"``
+            projection only when the shape changes, ``"C"`` always a projection.
+        plain: if True the block has no shortcut at all: ``y = post(F(x))`` (the plain twin).
+        residual_scale: constant ``s`` in (0, 1] multiplying the branch before the addition
+            (Szegedy et al., arXiv 1602.07261).
+        drop_path_rate: probability of dropping the branch per example while training
+            (stochastic depth, arXiv 1603.09382); inactive at inference.
+        normalization: ``"batch"`` or ``"none"``.
+        bn_momentum, bn_epsilon: batch-normalization settings.
+        use_bias: add a bias to the convolutions that no normalization follows.
+        activation: activation name or callable.
+        kernel_initializer, kernel_regularizer: for every convolution / dense kernel.
+        seed: seed of the drop-path noise.
+    """
+
+    def __init__(self, filters, strides=1, form="conv", shortcut="B", plain=False,
+                 residual_scale=1.0, drop_path_rate=0.0, normalization="batch",
+                 bn_momentum=0.9, bn_epsilon=1e-5, use_bias=False, activation="relu",
+                 kernel_initializer="he_normal", kernel_regularizer=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = positive_int("filters", filters)
+        self.strides = positive_int("strides", strides)
+        self.form = one_of("form", form, FORMS)
+        if self.form == "dense" and self.strides != 1:
+            raise ValueError(f"`strides` must be 1 for form='dense', got {strides!r}.")
+        self.shortcut_type = one_of("shortcut", shortcut, SHORTCUTS)
+        self.plain = bool(plain)
+        self.residual_scale = number_in("residual_scale", residual_scale, 0.0, 1.0, low_open=True)
+        self.drop_path_rate = number_in("drop_path_rate", drop_path_rate, 0.0, 1.0,
+                                        high_open=True)
+        if self.plain and self.drop_path_rate > 0:
+            raise ValueError("`drop_path_rate` must be 0 for a plain block (plain=True has no "
+                             f"shortcut to fall back on), got {drop_path_rate!r}.")
+        self.normalization = one_of("normalization", normalization, NORMALIZATIONS)
+        self.bn_momentum = number_in("bn_momentum", bn_momentum, 0.0, 1.0)
+        self.bn_epsilon = number_in("bn_epsilon", bn_epsilon, 0.0, None, low_open=True)
+        self.use_bias = bool(use_bias)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.seed = seed
+        self._noise = keras.random.SeedGenerator(seed) if self.drop_path_rate > 0 else None
+        self.input_channels = None
+
+    # -- construction helpers shared by the subclasses ------------------------------------
+    def _make_conv(self, filters, kernel_size=1, strides=1, groups=1, normalized=True,
+                   name=None, kernel_initializer=None, bias_initializer="zeros", bias=None):
+        """A convolution (conv form) or dense layer (dense form) of this block.
+
+        It has a bias when ``use_bias`` is set and no batch norm follows it (``normalized``
+        says whether one would), unless ``bias`` forces the choice.
+        """
+        init = kernel_initializer or self.kernel_initializer
+        if bias is None:
+            bias = self.use_bias and not (normalized and self.normalization == "batch")
+        if self.form == "dense":
+            return keras.layers.Dense(filters, use_bias=bias, name=name, kernel_initializer=init,
+                                      bias_initializer=bias_initializer,
+                                      kernel_regularizer=self.kernel_regularizer)
+        return keras.layers.Conv2D(
+            filters, kernel_size, strides=strides, groups=groups, use_bias=bias, name=name,
+            padding="same" if strides == 1 else "valid", kernel_initializer=init,
+            bias_initializer=bias_initializer, kernel_regularizer=self.kernel_regularizer)
+
+    def _make_norm(self, name, gamma_initializer="ones"):
+        """A batch normalization of this block, or None when ``normalization='none'``."""
+        if self.normalization == "none":
+            return None
+        return keras.layers.BatchNormalization(momentum=self.bn_momentum,
+                                               epsilon=self.bn_epsilon, name=name,
+                                               gamma_initializer=gamma_initializer)
+
+    @staticmethod
+    def _conv(layer, x):
+        """Apply a conv with symmetric zero padding when strided (as in He et al. and torch)."""
+        if isinstance(layer, keras.layers.Conv2D) and layer.strides[0] > 1:
+            pad = (layer.kernel_size[0] - 1) // 2
+            if pad:
+                x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        return layer(x)
+
+    def _norm(self, layer, x, training):
+        return x if layer is None else layer(x, training=training)
+
+    # -- shortcut --------------------------------------------------------------------------
+    def _needs_projection(self, in_channels):
+        if self.plain:
+            return False
+        if self.shortcut_type == "C":
+            return True
+        if self.shortcut_type == "B":
+            return in_channels != self.filters or self.strides != 1
+        return False
+
+    def _projection_normalized(self):
+        """Whether a normalization follows the projection (v1 style); v2 overrides."""
+        return True
+
+    def _build_shortcut(self, in_channels):
+        if self.shortcut_type == "A" and in_channels > self.filters and not self.plain:
+            raise ValueError(
+                f"shortcut='A' can zero-pad channels but not drop them: the input has "
+                f"{in_channels} channels and `filters` is {self.filters}; use shortcut='B'.")
+        self.projection = None
+        self.projection_norm = None
+        self.subsample = None
+        if self._needs_projection(in_channels):
+            normed = self._projection_normalized()
+            self.projection = self._make_conv(self.filters, 1, self.strides,
+                                              normalized=normed, name="shortcut_conv")
+            if normed:
+                self.projection_norm = self._make_norm("shortcut_bn")
+        elif self.strides > 1 and not self.plain:
+            self.subsample = keras.layers.MaxPooling2D(1, self.strides, name="shortcut_pool")
+
+    def _shortcut(self, x, pre, training):
+        """The shortcut path; ``pre`` is the pre-activated input (v2 projections read it)."""
+        if self.projection is not None:
+            return self._norm(self.projection_norm, self.projection(pre), training)
+        if self.subsample is not None:
+            x = self.subsample(x)
+        extra = self.filters - int(x.shape[-1])
+        if extra > 0:
+            x = ops.pad(x, ((0, 0),) * (len(x.shape) - 1) + ((0, extra),))
+        return x
+
+    # -- the call ------------------------------------------------------------------------
+    def _preactivate(self, x, training):
+        """Computation shared by both paths before they split (v2's BN + activation)."""
+        return x
+
+    def _post(self, y):
+        """Computation after the addition (v1's activation)."""
+        return y
+
+    def build(self, input_shape):
+        rank = 4 if self.form == "conv" else 2
+        if len(input_shape) != rank or input_shape[-1] is None:
+            expected = "(batch, height, width, channels)" if rank == 4 else "(batch, features)"
+            raise ValueError(f"{type(self).__name__} '{self.name}' (form={self.form!r}) expects "
+                             f"inputs of shape {expected} with known channels, got "
+                             f"{tuple(input_shape)}.")
+        self.input_channels = int(input_shape[-1])
+        self._build_shortcut(self.input_channels)
+        self._build_branch(self.input_channels)
+        # Build every sub-layer by tracing the call once on a symbolic input.
+        self._forward(keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype), False)
+
+    def _forward(self, x, training):
+        pre = self._preactivate(x, training)
+        branch = self._branch(x, pre, training)
+        if self.plain:
+            return self._post(branch)
+        if self.residual_scale != 1.0:
+            branch = branch * self.residual_scale
+        branch = drop_path(branch, self.drop_path_rate, self._noise, training)
+        return self._post(self._shortcut(x, pre, training) + branch)
+
+    def call(self, x, training=None):
+        self._check_channels(x)
+        return self._forward(x, training)
+
+    def _check_channels(self, x):
+        if x.shape[-1] is not None and int(x.shape[-1]) != self.input_channels:
+            raise ValueError(f"{type(self).__name__} '{self.name}' was built for "
+                             f"{self.input_channels} input channels, got an input of shape "
+                             f"{tuple(x.shape)}.")
+
+    def shortcut(self, x, training=False):
+        """The shortcut path alone: what the block outputs when its branch is deleted."""
+        if self.plain:
+            raise ValueError(f"block '{self.name}' is plain (plain=True): it has no shortcut.")
+        return self._shortcut(x, self._preactivate(x, training), training)
+
+    def residual(self, x, training=False):
+        """The branch ``s * F(x)`` that the block adds to its shortcut (no drop-path)."""
+        branch = self._branch(x, self._preactivate(x, training), training)
+        return branch if self.plain else branch * self.residual_scale
+
+    def compute_output_shape(self, input_shape):
+        if self.form == "dense":
+            return tuple(input_shape[:-1]) + (self.filters,)
+        batch, height, width = input_shape[:3]
+        return (batch, _strided(height, self.strides), _strided(width, self.strides),
+                self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, strides=self.strides, form=self.form,
+            shortcut=self.shortcut_type, plain=self.plain, residual_scale=self.residual_scale,
+            drop_path_rate=self.drop_path_rate, normalization=self.normalization,
+            bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon, use_bias=self.use_bias,
+            activation=keras.activations.serialize(self.activation),
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+            seed=self.seed)
+        return config
+
+
+def _strided(size, stride):
+    return None if size is None else int(math.ceil(size / stride))

@@ -1,0 +1,71 @@
+"""Highway blocks: a learned gate between transforming and carrying (arXiv 1505.00387)."""
+
+import keras
+from keras import ops
+
+from keras_resnet_lab.layers._checks import number_in, positive_int
+from keras_resnet_lab.layers.base import BlockBase
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet_lab")
+class HighwayBlock(BlockBase):
+    """A highway layer ``y = T(x) * H(x) + (1 - T(x)) * C(x)`` as one Keras layer.
+
+    ``H`` is a convolution (or dense layer) with normalization and activation, the transform
+    gate ``T = sigmoid(W_T x + b_T)`` has its bias initialized negative so that the layer starts
+    by mostly carrying (Srivastava, Greff & Schmidhuber 2015, arXiv 1505.00387 / 1507.06228),
+    and the carry ``C`` is the identity, or a projection when channels or stride change
+    (``shortcut`` as in :class:`ResidualBlock`). Written as ``y = C(x) + T(x) * (H(x) - C(x))``
+    (the gated update of Greff et al., arXiv 1612.07771), the block has the same parts as a
+    residual block: ``shortcut(x) = C(x)`` and ``residual(x) = T(x) * (H(x) - C(x))``, so
+    deleting the branch sets ``T = 0`` (the layer only carries).
+
+    Args:
+        filters: output channels (or units, ``form="dense"``).
+        kernel_size: size of the ``H`` and gate convolutions.
+        gate_bias: initial bias of the transform gate (negative: -1 to -3 for nets of depth
+            about 10 to 30 in the paper).
+        **kwargs: ``strides``, ``form``, ``shortcut``, ``plain`` (``y = H(x)``),
+            ``residual_scale``, ``drop_path_rate``, ``normalization``, ``activation`` ... as in
+            ``BlockBase``.
+
+    Example:
+        >>> y = HighwayBlock(16, gate_bias=-2.0)(keras.ops.ones((2, 8, 8, 16)))
+    """
+
+    def __init__(self, filters, kernel_size=3, gate_bias=-2.0, **kwargs):
+        super().__init__(filters, **kwargs)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
+        self.gate_bias = number_in("gate_bias", gate_bias)
+
+    def _build_branch(self, in_channels):
+        k, s = self.kernel_size, self.strides
+        self.transform_conv = self._make_conv(self.filters, k, s, name="transform_conv")
+        self.transform_norm = self._make_norm("transform_bn")
+        self.gate_conv = None
+        if not self.plain:
+            self.gate_conv = self._make_conv(
+                self.filters, k, s, normalized=False, name="gate_conv", bias=True,
+                bias_initializer=keras.initializers.Constant(self.gate_bias))
+
+    def transform(self, x, training=False):
+        """``H(x)``: the candidate the gate lets through."""
+        h = self._norm(self.transform_norm, self._conv(self.transform_conv, x), training)
+        return self.activation(h)
+
+    def transform_gate(self, x):
+        """``T(x)`` in (0, 1): how much of ``H(x)`` replaces the carry, per unit."""
+        if self.plain:
+            raise ValueError(f"block '{self.name}' is plain (plain=True): it has no gate.")
+        return ops.sigmoid(self._conv(self.gate_conv, x))
+
+    def _branch(self, x, pre, training):
+        h = self.transform(x, training)
+        if self.plain:
+            return h
+        return self.transform_gate(x) * (h - self._shortcut(x, pre, training))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(kernel_size=self.kernel_size, gate_bias=self.gate_bias)
+        return config

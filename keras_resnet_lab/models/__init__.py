@@ -1,0 +1,38 @@
+"""Network builders, the ordered-blocks helper, and keras.applications conversion."""
+
+from keras_resnet_lab.models.builder import Stage, build_network, conv_stem, head
+from keras_resnet_lab.models.chain import BlockInfo, block_name, blocks, find_block, stages
+from keras_resnet_lab.models.cifar import (
+    CIFAR_DEPTHS,
+    cifar_network,
+    cifar_resnet,
+    highway_net,
+    multi_residual_net,
+    resnet20,
+    resnet32,
+    resnet44,
+    resnet56,
+    resnet110,
+    resnet1202,
+    wide_resnet,
+)
+from keras_resnet_lab.models.mlp import residual_mlp
+from keras_resnet_lab.models.registry import MODELS, build_model
+from keras_resnet_lab.models.resnet import (
+    IMAGENET_DEPTHS,
+    resnet,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    resnext,
+)
+
+__all__ = [
+    "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "MODELS", "BlockInfo", "Stage", "block_name", "blocks",
+    "build_model", "build_network", "cifar_network", "cifar_resnet", "conv_stem",
+    "find_block", "head", "highway_net", "multi_residual_net", "residual_mlp", "resnet",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
+    "resnet44", "resnet56", "resnet110", "resnet1202", "resnext", "stages", "wide_resnet",
+]
