@@ -183,7 +183,7 @@ class BlockBase(keras.layers.Layer):
         if self.residual_scale != 1.0:
             branch = branch * self.residual_scale
         branch = drop_path(branch, self.drop_path_rate, self._noise, training)
-        return self._post(self._shortcut(x, pre, training) + branch)
+        return self.merge(self._shortcut(x, pre, training), branch)
 
     def call(self, x, training=None):
         self._check_channels(x)
@@ -205,6 +205,15 @@ class BlockBase(keras.layers.Layer):
         """The branch ``s * F(x)`` that the block adds to its shortcut (no drop-path)."""
         branch = self._branch(x, self._preactivate(x, training), training)
         return branch if self.plain else branch * self.residual_scale
+
+    def merge(self, shortcut, residual):
+        """Combine the two paths as the block does: ``post(shortcut + residual)``.
+
+        ``block.merge(block.shortcut(x), block.residual(x))`` equals ``block(x)`` at
+        inference; analyses pass modified paths (``stop_gradient`` on one of them, a zero
+        branch ...) to take the block apart without changing its code.
+        """
+        return self._post(shortcut + residual)
 
     def compute_output_shape(self, input_shape):
         if self.form == "dense":
