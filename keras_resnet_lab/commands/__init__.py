@@ -1,0 +1,1 @@
+"""Sub-commands of ``keras-resnet-lab``, one module each (discovered by ``cli.py``)."""
