@@ -84,10 +84,12 @@ class BlockBase(keras.layers.Layer):
             bias = self.use_bias and not (normalized and self.normalization == "batch")
         if self.form == "dense":
             return keras.layers.Dense(filters, use_bias=bias, name=name, kernel_initializer=init,
+                                      dtype=self.dtype_policy,
                                       bias_initializer=bias_initializer,
                                       kernel_regularizer=self.kernel_regularizer)
         return keras.layers.Conv2D(
             filters, kernel_size, strides=strides, groups=groups, use_bias=bias, name=name,
+            dtype=self.dtype_policy,
             padding="same" if strides == 1 else "valid", kernel_initializer=init,
             bias_initializer=bias_initializer, kernel_regularizer=self.kernel_regularizer)
 
@@ -97,6 +99,7 @@ class BlockBase(keras.layers.Layer):
             return None
         return keras.layers.BatchNormalization(momentum=self.bn_momentum,
                                                epsilon=self.bn_epsilon, name=name,
+                                               dtype=self.dtype_policy,
                                                gamma_initializer=gamma_initializer)
 
     @staticmethod
@@ -140,7 +143,8 @@ class BlockBase(keras.layers.Layer):
             if normed:
                 self.projection_norm = self._make_norm("shortcut_bn")
         elif self.strides > 1 and not self.plain:
-            self.subsample = keras.layers.MaxPooling2D(1, self.strides, name="shortcut_pool")
+            self.subsample = keras.layers.MaxPooling2D(1, self.strides, name="shortcut_pool",
+                                                       dtype=self.dtype_policy)
 
     def _shortcut(self, x, pre, training):
         """The shortcut path; ``pre`` is the pre-activated input (v2 projections read it)."""
@@ -195,14 +199,20 @@ class BlockBase(keras.layers.Layer):
                              f"{self.input_channels} input channels, got an input of shape "
                              f"{tuple(x.shape)}.")
 
+    def _ensure_built(self, x):
+        if not self.built:
+            self.build(tuple(x.shape))
+
     def shortcut(self, x, training=False):
         """The shortcut path alone: what the block outputs when its branch is deleted."""
         if self.plain:
             raise ValueError(f"block '{self.name}' is plain (plain=True): it has no shortcut.")
+        self._ensure_built(x)
         return self._shortcut(x, self._preactivate(x, training), training)
 
     def residual(self, x, training=False):
         """The branch ``s * F(x)`` that the block adds to its shortcut (no drop-path)."""
+        self._ensure_built(x)
         branch = self._branch(x, self._preactivate(x, training), training)
         return branch if self.plain else branch * self.residual_scale
 

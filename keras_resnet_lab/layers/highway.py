@@ -50,20 +50,28 @@ class HighwayBlock(BlockBase):
 
     def transform(self, x, training=False):
         """``H(x)``: the candidate the gate lets through."""
-        h = self._norm(self.transform_norm, self._conv(self.transform_conv, x), training)
-        return self.activation(h)
+        self._ensure_built(x)
+        return self._transform(x, training)
 
     def transform_gate(self, x):
         """``T(x)`` in (0, 1): how much of ``H(x)`` replaces the carry, per unit."""
         if self.plain:
             raise ValueError(f"block '{self.name}' is plain (plain=True): it has no gate.")
+        self._ensure_built(x)
+        return self._gate(x)
+
+    def _transform(self, x, training):
+        h = self._norm(self.transform_norm, self._conv(self.transform_conv, x), training)
+        return self.activation(h)
+
+    def _gate(self, x):
         return ops.sigmoid(self._conv(self.gate_conv, x))
 
     def _branch(self, x, pre, training):
-        h = self.transform(x, training)
+        h = self._transform(x, training)
         if self.plain:
             return h
-        return self.transform_gate(x) * (h - self._shortcut(x, pre, training))
+        return self._gate(x) * (h - self._shortcut(x, pre, training))
 
     def get_config(self):
         config = super().get_config()

@@ -105,7 +105,8 @@ class ResidualBlock(BlockBase):
                     gamma = "zeros" if self.zero_init_residual and i == last else "ones"
                     self.norms.append(self._make_norm(f"{prefix}bn{i + 1}", gamma))
             if self.se_ratio > 0:
-                self.se_layers.append(SqueezeExcite(self.se_ratio, name=f"{prefix}se"))
+                self.se_layers.append(SqueezeExcite(self.se_ratio, name=f"{prefix}se",
+                                                    dtype=self.dtype_policy))
 
     def branch_layers(self, index=0):
         """The (convolutions, batch norms, squeeze-excite or None) of branch ``index``."""
@@ -126,8 +127,10 @@ class ResidualBlock(BlockBase):
 
     def branch(self, x, index=0, training=False):
         """Branch ``F_index(x)`` alone (unscaled); ``index`` < ``branches``."""
-        if not 0 <= index < self.branches:
+        if isinstance(index, bool) or not isinstance(index, int) or not (
+                0 <= index < self.branches):
             raise ValueError(f"`index` must be in [0, {self.branches}), got {index!r}.")
+        self._ensure_built(x)
         return self._one_branch(index, self._preactivate(x, training), training)
 
     def _one_branch(self, b, h, training):

@@ -26,8 +26,10 @@ class SqueezeExcite(keras.layers.Layer):
         channels = int(input_shape[-1])
         hidden = max(1, int(round(channels * self.ratio)))
         self.reduce = keras.layers.Dense(hidden, activation="relu", name="reduce",
-                                         kernel_initializer=self.kernel_initializer)
-        self.expand = keras.layers.Dense(channels, activation="sigmoid", name="expand")
+                                         kernel_initializer=self.kernel_initializer,
+                                         dtype=self.dtype_policy)
+        self.expand = keras.layers.Dense(channels, activation="sigmoid", name="expand",
+                                         dtype=self.dtype_policy)
         self.reduce.build((input_shape[0], channels))
         self.expand.build((input_shape[0], hidden))
 

@@ -1,0 +1,263 @@
+"""Block layers: behaviour, shapes, parameter counts, validation and serialization."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_resnet_lab import HighwayBlock, MultiResidualBlock, ResidualBlock, SqueezeExcite
+
+
+def _x(shape, seed=0, nonneg=False):
+    x = np.random.default_rng(seed).normal(size=shape).astype("float32")
+    return np.abs(x) if nonneg else x
+
+
+def _params(layers):
+    return sum(int(np.prod(w.shape)) for layer in layers if layer is not None
+               for w in layer.trainable_weights)
+
+
+# -- behaviour ----------------------------------------------------------------------------
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_zero_init_preact_block_is_exact_identity(bottleneck):
+    x = _x((2, 8, 8, 16))
+    block = ResidualBlock(16, bottleneck=bottleneck, preact=True, zero_init_residual=True)
+    np.testing.assert_array_equal(ops.convert_to_numpy(block(x)), x)
+
+
+def test_zero_init_postact_block_is_identity_on_relu_outputs():
+    x = _x((2, 8, 8, 16), nonneg=True)
+    block = ResidualBlock(16, zero_init_residual=True)
+    np.testing.assert_allclose(ops.convert_to_numpy(block(x)), x, atol=1e-6)
+    # ... and not without zero init
+    assert np.abs(ops.convert_to_numpy(ResidualBlock(16)(x)) - x).max() > 0.1
+
+
+def test_dense_form_zero_init_identity_and_shape():
+    x = _x((5, 12))
+    block = ResidualBlock(12, form="dense", preact=True, zero_init_residual=True)
+    np.testing.assert_array_equal(ops.convert_to_numpy(block(x)), x)
+    assert tuple(ResidualBlock(20, form="dense", shortcut="B")(x).shape) == (5, 20)
+
+
+@pytest.mark.parametrize("preact", [False, True])
+def test_call_equals_merge_of_parts_and_residual_scale(preact):
+    x = _x((2, 8, 8, 8))
+    block = ResidualBlock(16, strides=2, preact=preact, residual_scale=0.2)
+    y = ops.convert_to_numpy(block(x))
+    skip, branch = block.shortcut(x), block.residual(x)
+    np.testing.assert_allclose(ops.convert_to_numpy(block.merge(skip, branch)), y, atol=1e-6)
+    unscaled = ops.convert_to_numpy(block.branch(x))
+    np.testing.assert_allclose(ops.convert_to_numpy(branch), 0.2 * unscaled, atol=1e-6)
+
+
+def test_drop_path_inactive_at_inference_and_drops_whole_branches_in_training():
+    x = _x((4000, 6))
+    block = ResidualBlock(6, form="dense", preact=True, normalization="none",
+                          drop_path_rate=0.5, seed=3)
+    skip = ops.convert_to_numpy(block.shortcut(x))
+    branch = ops.convert_to_numpy(block.residual(x))
+    np.testing.assert_allclose(ops.convert_to_numpy(block(x, training=False)), skip + branch,
+                               atol=1e-5)
+    y = ops.convert_to_numpy(block(x, training=True))
+    dropped = np.all(np.abs(y - skip) < 1e-5, axis=1)
+    kept = np.all(np.abs(y - (skip + 2.0 * branch)) < 1e-4, axis=1)
+    assert np.all(dropped | kept)  # every example is either dropped or kept, scaled by 1/keep
+    assert 0.45 < dropped.mean() < 0.55
+
+
+def test_multi_residual_sums_its_branches():
+    x = _x((2, 6, 6, 8))
+    block = MultiResidualBlock(8, branches=3, preact=True)
+    y = ops.convert_to_numpy(block(x))
+    total = sum(ops.convert_to_numpy(block.branch(x, k)) for k in range(3))
+    np.testing.assert_allclose(y, x + total, atol=1e-5)
+    one = ResidualBlock(8)
+    one.build((None, 6, 6, 8))
+    block3 = MultiResidualBlock(8, branches=3)
+    block3.build((None, 6, 6, 8))
+    assert block3.count_params() == 3 * one.count_params()
+    with pytest.raises(ValueError, match="index"):
+        block.branch(x, 3)
+
+
+def test_highway_gate_range_decomposition_and_carry_lesion():
+    x = _x((3, 8, 8, 8))
+    block = HighwayBlock(8, gate_bias=-2.0)
+    gate = ops.convert_to_numpy(block.transform_gate(x))
+    assert gate.min() > 0.0 and gate.max() < 1.0
+    assert gate.mean() < 0.3  # biased towards carrying at init (sigmoid(-2) = 0.12)
+    h = ops.convert_to_numpy(block.transform(x))
+    y = ops.convert_to_numpy(block(x))
+    np.testing.assert_allclose(y, gate * h + (1 - gate) * x, atol=1e-5)
+    np.testing.assert_array_equal(ops.convert_to_numpy(block.shortcut(x)), x)
+    closed = HighwayBlock(8, gate_bias=-60.0)  # T = 0: the layer only carries
+    np.testing.assert_allclose(ops.convert_to_numpy(closed(x)), x, atol=1e-6)
+
+
+def test_highway_projection_on_carry_when_shape_changes():
+    block = HighwayBlock(16, strides=2)
+    assert tuple(block(_x((2, 8, 8, 8))).shape) == (2, 4, 4, 16)
+    assert block.projection is not None
+    assert block.gate_conv.use_bias and not block.transform_conv.use_bias
+
+
+def test_plain_block_has_no_shortcut():
+    x = _x((2, 8, 8, 8))
+    block = ResidualBlock(16, strides=2, plain=True, shortcut="C")
+    y = block(x)
+    assert block.projection is None and block.subsample is None
+    np.testing.assert_allclose(ops.convert_to_numpy(y),
+                               ops.convert_to_numpy(ops.relu(block.branch(x))), atol=1e-6)
+    with pytest.raises(ValueError, match="plain"):
+        block.shortcut(x)
+
+
+def test_squeeze_excite_gates_channels():
+    x = _x((2, 4, 4, 8), nonneg=True)
+    y = ops.convert_to_numpy(SqueezeExcite(0.25)(x))
+    ratio = y / np.where(x == 0, 1, x)
+    per_channel = ratio.reshape(2, -1, 8)
+    assert np.allclose(per_channel, per_channel[:, :1, :], atol=1e-5)  # one gate per channel
+    assert 0 < ratio.min() and ratio.max() < 1
+
+
+# -- shortcut options: shapes and parameter counts -----------------------------------------
+@pytest.mark.parametrize("option, in_ch, out_ch, stride, proj_params", [
+    ("A", 16, 32, 2, 0),
+    ("A", 16, 16, 1, 0),
+    ("B", 16, 16, 1, 0),
+    ("B", 16, 32, 2, 16 * 32 + 2 * 32),
+    ("B", 16, 16, 2, 16 * 16 + 2 * 16),
+    ("C", 16, 16, 1, 16 * 16 + 2 * 16),
+])
+def test_shortcut_options(option, in_ch, out_ch, stride, proj_params):
+    block = ResidualBlock(out_ch, strides=stride, shortcut=option)
+    x = _x((2, 8, 8, in_ch))
+    y = block(x)
+    assert tuple(y.shape) == (2, 8 // stride, 8 // stride, out_ch)
+    assert tuple(block.compute_output_shape(x.shape)) == tuple(y.shape)
+    assert _params([block.projection, block.projection_norm]) == proj_params
+    if option == "A":
+        skip = ops.convert_to_numpy(block.shortcut(x))
+        np.testing.assert_array_equal(skip[..., :in_ch], x[:, ::stride, ::stride, :])
+        assert np.all(skip[..., in_ch:] == 0)  # zero-padded channels
+
+
+def test_bottleneck_grouped_wide_parameter_count():
+    # ResNeXt 32x4d first block: 64 -> 256 outputs, inner width 128, 32 groups
+    block = ResidualBlock(256, bottleneck=True, groups=32, width=2.0)
+    block.build((None, 8, 8, 64))
+    convs = 64 * 128 + 9 * 128 * 128 // 32 + 128 * 256
+    norms = 2 * (128 + 128 + 256)
+    projection = 64 * 256 + 2 * 256
+    assert block.inner_filters == 128
+    trainable = sum(int(np.prod(w.shape)) for w in block.trainable_weights)
+    assert trainable == convs + norms + projection
+
+
+def test_stride_position():
+    v15 = ResidualBlock(64, strides=2, bottleneck=True)
+    caffe = ResidualBlock(64, strides=2, bottleneck=True, stride_in_1x1=True)
+    for block in (v15, caffe):
+        block.build((None, 8, 8, 32))
+    assert v15.convs[1].strides == (2, 2) and v15.convs[0].strides == (1, 1)
+    assert caffe.convs[0].strides == (2, 2) and caffe.convs[1].strides == (1, 1)
+
+
+def test_odd_input_sizes_match_compute_output_shape():
+    for size in (7, 9, 15):
+        block = ResidualBlock(8, strides=2, shortcut="B")
+        y = block(_x((1, size, size, 4)))
+        assert tuple(y.shape) == tuple(block.compute_output_shape((1, size, size, 4)))
+
+
+# -- validation -------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(filters=0), "filters"),
+    (dict(filters=-4), "filters"),
+    (dict(filters=8, strides=0), "strides"),
+    (dict(filters=8, shortcut="D"), "shortcut"),
+    (dict(filters=8, residual_scale=0.0), "residual_scale"),
+    (dict(filters=8, residual_scale=1.5), "residual_scale"),
+    (dict(filters=8, drop_path_rate=1.0), "drop_path_rate"),
+    (dict(filters=8, drop_path_rate=0.1, plain=True), "drop_path_rate"),
+    (dict(filters=8, groups=3), "groups"),
+    (dict(filters=8, se_ratio=2.0), "se_ratio"),
+    (dict(filters=8, form="conv3d"), "form"),
+    (dict(filters=8, form="dense", strides=2), "strides"),
+    (dict(filters=2, bottleneck=True), "filters"),
+    (dict(filters=8, normalization="layer"), "normalization"),
+    (dict(filters=8, width=0), "width"),
+    (dict(filters=8, branches=0), "branches"),
+])
+def test_invalid_arguments_name_the_argument(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        ResidualBlock(**kwargs)
+
+
+def test_invalid_highway_and_input_errors():
+    with pytest.raises(ValueError, match="gate_bias"):
+        HighwayBlock(8, gate_bias="big")
+    with pytest.raises(ValueError, match="shortcut='A'"):
+        ResidualBlock(8, shortcut="A")(_x((1, 4, 4, 16)))
+    with pytest.raises(ValueError, match=r"\(batch, features\)"):
+        ResidualBlock(8, form="dense")(_x((1, 4, 4, 8)))
+    with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
+        ResidualBlock(8)(_x((3, 8)))
+    block = ResidualBlock(8)
+    block(_x((1, 4, 4, 8)))
+    with pytest.raises(ValueError, match="8 input channels"):
+        block(_x((1, 4, 4, 5)))
+
+
+# -- serialization --------------------------------------------------------------------------
+CONFIGS = [
+    (ResidualBlock, dict(filters=16, strides=2, shortcut="A")),
+    (ResidualBlock, dict(filters=32, strides=2, bottleneck=True, groups=2, se_ratio=0.25,
+                         preact=True, use_bias=True, residual_scale=0.3)),
+    (ResidualBlock, dict(filters=16, shortcut="C", drop_path_rate=0.2, zero_init_residual=True,
+                         kernel_regularizer="l2", bn_momentum=0.99)),
+    (MultiResidualBlock, dict(filters=16, branches=3, width=0.5)),
+    (HighwayBlock, dict(filters=16, strides=2, gate_bias=-3.0, kernel_size=5)),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs", CONFIGS)
+def test_save_load_and_clone_give_identical_outputs(cls, kwargs, tmp_path):
+    inputs = keras.Input((8, 8, 8))
+    outputs = cls(name="stage1_block1", **kwargs)(inputs)
+    model = keras.Model(inputs, outputs)
+    # non-trivial batch-norm statistics, so that a lost weight would show
+    for w in model.non_trainable_weights:
+        w.assign(np.random.default_rng(1).uniform(0.5, 1.5, w.shape).astype("float32"))
+    x = _x((2, 8, 8, 8))
+    expected = model.predict(x, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+    assert loaded.layers[1].get_config() == model.layers[1].get_config()
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), expected)
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+def test_keras_layer_test_harness():
+    from keras.src import testing
+
+    class Harness(testing.TestCase):
+        def runTest(self):
+            for cls, kwargs, shape, out in [
+                (ResidualBlock, dict(filters=8, strides=2), (2, 8, 8, 4), (2, 4, 4, 8)),
+                (HighwayBlock, dict(filters=4), (2, 6, 6, 4), (2, 6, 6, 4)),
+                (ResidualBlock, dict(filters=6, form="dense", shortcut="B"), (3, 5), (3, 6)),
+            ]:
+                self.run_layer_test(cls, init_kwargs=kwargs, input_shape=shape,
+                                    expected_output_shape=out, supports_masking=False,
+                                    run_training_check=True)
+
+    result = Harness().run()
+    assert result.wasSuccessful(), result.errors + result.failures
