@@ -1,4 +1,4 @@
-"""Tests for keras_resnet_lab.data: embedded digits, augmentation, tf.data pipelines, tfds access."""
+"""keras_resnet_lab.data: embedded digits, augmentation, tf.data pipelines, tfds access."""
 
 from __future__ import annotations
 

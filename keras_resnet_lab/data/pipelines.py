@@ -124,7 +124,7 @@ def dataset_info(name: str, image_size: int | None = None) -> DatasetInfo:
 
 
 def _resolve_split(name: str, split) -> tuple[str, str]:
-    """Return ``(base_split, tfds_split)``; tfds datasets also accept slices like ``train[:10%]``."""
+    """Return ``(base_split, tfds_split)``; tfds also accepts slices like ``train[:10%]``."""
     info = dataset_info(name)
     base, bracket, rest = (split if isinstance(split, str) else repr(split)).partition("[")
     if base not in info.splits or (bracket and name == "digits"):

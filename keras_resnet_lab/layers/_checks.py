@@ -28,6 +28,8 @@ def number_in(name, value, low=None, high=None, low_open=False, high_open=False)
     if bad_low or bad_high or value != value:
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
+        interval = f"{left}{lo}, {hi}{right}"
         raise ValueError(f"`{name}` must lie in {interval}, got {value!r}.")
     return value

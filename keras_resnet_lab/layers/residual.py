@@ -161,7 +161,7 @@ class ResidualBlock(BlockBase):
 
 @keras.saving.register_keras_serializable(package="keras_resnet_lab")
 class MultiResidualBlock(ResidualBlock):
-    """A multi-residual block ``y = shortcut(x) + sum_k F_k(x)`` (Abdi & Nahavandi, arXiv 1609.05672).
+    """A multi-residual block ``y = shortcut(x) + sum_k F_k(x)`` (arXiv 1609.05672).
 
     The same block as :class:`ResidualBlock` with ``branches`` parallel branches of identical
     shape and separate weights; an unrolled network of ``n`` such blocks has ``(k + 1) ** n``

@@ -2,7 +2,6 @@
 
 from keras_resnet_lab.models.builder import Stage, build_network, conv_stem, head
 from keras_resnet_lab.models.chain import BlockInfo, block_name, blocks, find_block, stages
-from keras_resnet_lab.models.convert import from_keras_applications
 from keras_resnet_lab.models.cifar import (
     CIFAR_DEPTHS,
     cifar_network,
@@ -17,6 +16,7 @@ from keras_resnet_lab.models.cifar import (
     resnet1202,
     wide_resnet,
 )
+from keras_resnet_lab.models.convert import from_keras_applications
 from keras_resnet_lab.models.mlp import residual_mlp
 from keras_resnet_lab.models.registry import MODELS, build_model
 from keras_resnet_lab.models.resnet import (
@@ -33,7 +33,8 @@ from keras_resnet_lab.models.resnet import (
 __all__ = [
     "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "MODELS", "BlockInfo", "Stage", "block_name", "blocks",
     "build_model", "build_network", "cifar_network", "cifar_resnet", "conv_stem",
-    "find_block", "from_keras_applications", "head", "highway_net", "multi_residual_net", "residual_mlp", "resnet",
+    "find_block", "from_keras_applications", "head", "highway_net", "multi_residual_net",
+    "residual_mlp", "resnet",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
     "resnet44", "resnet56", "resnet110", "resnet1202", "resnext", "stages", "wide_resnet",
 ]

@@ -1,0 +1,340 @@
+"""``fit``: train a model from a recipe into an output folder, resumably, on any strategy.
+
+What lands in ``out_dir``::
+
+    model.keras    the final model (with optimizer state), written atomically
+    history.json   every epoch so far (``JsonHistory`` format), rewritten after each epoch
+    curves.png     loss and accuracy per epoch, train and validation
+    backup/        ``keras.callbacks.BackupAndRestore`` state while training runs; deleted
+                   when training ends normally
+
+Kill a run and start it again with the same ``out_dir`` (``resume=True``): it restores weights,
+optimizer state (so the schedule continues at the right step) and the epoch counter from
+``backup/`` and goes on from the last finished epoch. A run that ended normally has no backup:
+calling ``fit`` again trains from scratch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .atomic import save_model_atomic
+from .callbacks import JsonHistory, TerminateOnNonFinite
+from .plots import plot_history
+from .recipes import Recipe, compile_model
+from .strategy import get_strategy, is_chief, worker_id
+
+__all__ = ["TrainResult", "as_dataset", "fit"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``fit`` returns.
+
+    Args:
+        model: the trained Keras model (the one also saved to ``model_path``).
+        history: ``{key: [value per epoch]}`` for *all* epochs of the run, resumed ones
+            included (``epoch`` is 1-based; also ``lr`` and ``time_s``).
+        out_dir: the output folder.
+        model_path: ``out_dir/model.keras``.
+        history_path: ``out_dir/history.json``.
+        curves_path: ``out_dir/curves.png``.
+        initial_epoch: 0-based epoch this call started at (> 0 when it resumed a backup).
+        epochs_run: epochs trained by this call.
+        terminated: ``TerminateOnNonFinite``'s message when the loss diverged, else ``None``.
+        recipe: the recipe as a dict.
+
+    Example:
+        >>> result = fit(build, (x, y), 10, he_cifar_recipe(), "runs/a")  # doctest: +SKIP
+        >>> result.history["val_accuracy"][-1]  # doctest: +SKIP
+    """
+
+    model: keras.Model
+    history: dict
+    out_dir: str
+    model_path: str
+    history_path: str
+    curves_path: str
+    initial_epoch: int = 0
+    epochs_run: int = 0
+    terminated: str | None = None
+    recipe: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def paths(self):
+        """``{"model", "history", "curves"}`` -> path."""
+        return {"model": self.model_path, "history": self.history_path, "curves": self.curves_path}
+
+    def to_dict(self):
+        """JSON-serializable summary (everything but the model)."""
+        out = dataclasses.asdict(dataclasses.replace(self, model=None))
+        out.pop("model")
+        return out
+
+
+def _check_arrays(name, data):
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ValueError(
+            f"{name} must be a tf.data.Dataset or an (x, y) tuple of arrays, "
+            f"got {name}={type(data).__name__}"
+        )
+    x, y = (np.asarray(a) for a in data)
+    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+        raise ValueError(
+            f"{name} must be (x, y) with the same number of samples, got x.shape={x.shape}, "
+            f"y.shape={y.shape}"
+        )
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    return x, y
+
+
+def as_dataset(data, batch_size=128, shuffle=False, repeat=False, seed=None, name="data"):
+    """A ``tf.data.Dataset`` of ``(x, y)`` batches from a dataset or an ``(x, y)`` tuple.
+
+    A ``tf.data.Dataset`` is returned unchanged (it must already be batched). Arrays are
+    sliced, shuffled each epoch with a full buffer (``shuffle=True``), batched
+    (``batch_size``, the global batch under a distribution strategy) and prefetched.
+
+    Args:
+        data: ``tf.data.Dataset`` or ``(x, y)`` numpy arrays.
+        batch_size: batch size for arrays (positive int).
+        shuffle: reshuffle arrays each epoch.
+        repeat: repeat arrays forever (for a fixed ``steps_per_epoch``).
+        seed: shuffle seed (``None``: random).
+        name: the argument name used in error messages.
+
+    Example:
+        >>> ds = as_dataset((np.zeros((10, 4)), np.zeros(10)), batch_size=4)
+        >>> [int(b[0].shape[0]) for b in ds]
+        [4, 4, 2]
+    """
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    x, y = _check_arrays(name, data)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def _steps_per_epoch(train_data, ds, batch_size, steps_per_epoch):
+    if steps_per_epoch is not None:
+        if (
+            isinstance(steps_per_epoch, bool)
+            or not isinstance(steps_per_epoch, numbers.Integral)
+            or steps_per_epoch < 1
+        ):
+            raise ValueError(
+                f"steps_per_epoch must be a positive integer or None, "
+                f"got steps_per_epoch={steps_per_epoch!r}"
+            )
+        return int(steps_per_epoch)
+    if not isinstance(train_data, tf.data.Dataset):
+        return math.ceil(len(train_data[0]) / batch_size)
+    n = int(ds.cardinality())
+    if n < 1:
+        kind = {-1: "infinite", -2: "unknown"}.get(n, "empty")
+        raise ValueError(
+            f"steps_per_epoch=None needs a dataset of known finite length, but train_data's "
+            f"cardinality is {kind} ({n}); pass steps_per_epoch"
+        )
+    return n
+
+
+def _ensure_built(model, ds):
+    """Build a subclassed model on one batch (BackupAndRestore needs a built model)."""
+    if model.built:
+        return
+    x, _ = next(iter(ds.take(1)))[:2]
+    model(x)
+
+
+def fit(
+    model_fn,
+    train_data,
+    epochs,
+    recipe,
+    out_dir,
+    validation_data=None,
+    steps_per_epoch=None,
+    strategy=None,
+    resume=True,
+    verbose=1,
+    callbacks=(),
+    batch_size=128,
+    loss=None,
+    metrics=("accuracy",),
+    jit_compile="auto",
+    seed=None,
+):
+    """Build, compile and train a model with ``recipe``; write results into ``out_dir``.
+
+    ``model_fn()`` (zero arguments, returns an uncompiled ``keras.Model``) and the compile run
+    inside ``strategy.scope()``, so variables are created where the strategy wants them.
+    The schedule spans ``steps_per_epoch * epochs`` optimizer steps. Callbacks, in order:
+    ``JsonHistory`` (``history.json``), ``BackupAndRestore(out_dir/backup)``,
+    ``TerminateOnNonFinite``, then yours. After training, ``model.keras`` and ``curves.png``
+    are written atomically. Under a multi-worker strategy only the chief writes into
+    ``out_dir``; other workers write into ``out_dir/.workers/<task>`` (so their backups do
+    not collide).
+
+    Args:
+        model_fn: zero-argument callable returning the (uncompiled) ``keras.Model``.
+        train_data: batched ``tf.data.Dataset`` of ``(x, y)``, or ``(x, y)`` numpy arrays
+            (batched by ``batch_size``, reshuffled each epoch).
+        epochs: total number of epochs of the run (resumed epochs included).
+        recipe: a ``Recipe`` (``he_cifar_recipe()``, ``general_recipe()``, ...).
+        out_dir: output folder (created).
+        validation_data: optional dataset or ``(x, y)`` arrays, evaluated after each epoch.
+        steps_per_epoch: optimizer steps per epoch; ``None``: one pass over ``train_data``
+            (a dataset must then have a known finite cardinality). Given for arrays, the
+            arrays are repeated.
+        strategy: a ``tf.distribute.Strategy``, a name for ``get_strategy``, or ``None``
+            (``tf.distribute.get_strategy()``).
+        resume: continue from ``out_dir/backup`` and ``history.json`` if present; False
+            deletes an existing backup and starts a new history.
+        verbose: Keras verbosity (1: progress bar, 2: one line per epoch, 0: silent).
+        callbacks: extra Keras callbacks (run after the built-in ones).
+        batch_size: batch size for array inputs.
+        loss: loss instead of the default (see ``compile_model``).
+        metrics: metrics for ``compile_model``.
+        jit_compile: ``"auto"``, True or False (see ``compile_model``).
+        seed: shuffle seed for array inputs.
+
+    Returns:
+        ``TrainResult``.
+
+    Example:
+        >>> def build():
+        ...     inp = keras.Input((8, 8, 1))
+        ...     x = keras.layers.Flatten()(inp)
+        ...     return keras.Model(inp, keras.layers.Dense(2)(x))
+        >>> result = fit(build, (x, y), epochs=3, recipe=general_recipe(warmup_epochs=1),
+        ...              out_dir="runs/tiny")  # doctest: +SKIP
+        >>> sorted(result.paths)  # doctest: +SKIP
+        ['curves', 'history', 'model']
+    """
+    if isinstance(model_fn, keras.Model):
+        raise ValueError(
+            f"model_fn must be a zero-argument callable building a keras.Model, got the model "
+            f"instance {model_fn.name!r}: the model must be created inside strategy.scope(), "
+            "so pass a builder such as `lambda: build_model()`"
+        )
+    if not callable(model_fn):
+        raise ValueError(
+            f"model_fn must be a zero-argument callable building a keras.Model, "
+            f"got model_fn={type(model_fn).__name__}"
+        )
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got epochs={epochs!r}")
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a Recipe, got recipe={type(recipe).__name__}")
+    if out_dir is None or not os.fspath(out_dir):
+        raise ValueError(f"out_dir must be a folder path, got out_dir={out_dir!r}")
+    if verbose not in (0, 1, 2, "auto"):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got verbose={verbose!r}")
+    callbacks = list(callbacks or ())
+    for cb in callbacks:
+        if not isinstance(cb, keras.callbacks.Callback):
+            raise ValueError(
+                f"callbacks must hold keras.callbacks.Callback objects, got {type(cb).__name__}"
+            )
+    if strategy is None or isinstance(strategy, str):
+        strategy = get_strategy(strategy)
+    elif not isinstance(strategy, tf.distribute.Strategy):
+        raise ValueError(
+            "strategy must be a tf.distribute.Strategy, a name "
+            f"('default', 'mirrored', 'multiworker') or None, got strategy={strategy!r}"
+        )
+
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    write_dir = out_dir
+    if not is_chief(strategy):
+        write_dir = os.path.join(out_dir, ".workers", worker_id(strategy))
+    os.makedirs(write_dir, exist_ok=True)
+    model_path = os.path.join(write_dir, "model.keras")
+    history_path = os.path.join(write_dir, "history.json")
+    curves_path = os.path.join(write_dir, "curves.png")
+    backup_dir = os.path.join(write_dir, "backup")
+    if not resume and os.path.exists(backup_dir):
+        shutil.rmtree(backup_dir)
+
+    train_ds = as_dataset(
+        train_data,
+        batch_size,
+        shuffle=True,
+        repeat=steps_per_epoch is not None,
+        seed=seed,
+        name="train_data",
+    )
+    val_ds = None
+    if validation_data is not None:
+        val_ds = as_dataset(validation_data, batch_size, name="validation_data")
+    steps = _steps_per_epoch(train_data, train_ds, batch_size, steps_per_epoch)
+
+    with strategy.scope():
+        model = model_fn()
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"model_fn must return a keras.Model, got {type(model).__name__}")
+        _ensure_built(model, train_ds)
+        compile_model(
+            model,
+            recipe,
+            steps,
+            int(epochs),
+            loss=loss,
+            metrics=metrics,
+            jit_compile=jit_compile,
+        )
+
+    history_cb = JsonHistory(history_path, resume=resume)
+    terminate_cb = TerminateOnNonFinite()
+    all_callbacks = [
+        history_cb,
+        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
+        terminate_cb,
+        *callbacks,
+    ]
+    keras_history = model.fit(
+        train_ds,
+        epochs=int(epochs),
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_ds,
+        callbacks=all_callbacks,
+        verbose=verbose,
+        shuffle=False,  # arrays are shuffled by as_dataset; datasets are the caller's
+    )
+    epochs_run = len(keras_history.epoch)
+    initial_epoch = keras_history.epoch[0] if keras_history.epoch else int(epochs)
+
+    save_model_atomic(model, model_path)
+    plot_history(history_cb.records, curves_path, title=f"{model.name} ({recipe.name})")
+    if verbose:
+        print(f"fit: results in {write_dir} (model.keras, history.json, curves.png)")
+    return TrainResult(
+        model=model,
+        history=history_cb.columns,
+        out_dir=write_dir,
+        model_path=model_path,
+        history_path=history_path,
+        curves_path=curves_path,
+        initial_epoch=initial_epoch,
+        epochs_run=epochs_run,
+        terminated=terminate_cb.message,
+        recipe=recipe.to_dict(),
+    )
