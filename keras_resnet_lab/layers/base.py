@@ -32,6 +32,11 @@ class BlockBase(keras.layers.Layer):
         plain: if True the block has no shortcut at all: ``y = post(F(x))`` (the plain twin).
         residual_scale: constant ``s`` in (0, 1] multiplying the branch before the addition
             (Szegedy et al., arXiv 1602.07261).
+        learnable_scale: multiply the branch by a learned scalar ``alpha`` as well (ReZero,
+            arXiv 2003.04887; with ``normalization="none"`` this is SkipInit, arXiv 2002.10444).
+        learnable_scale_init: initial ``alpha`` (0: the block starts as its shortcut).
+        avg_down: a strided projection shortcut average-pools first and then projects with a
+            stride-1 1x1 convolution (ResNet-D, "Bag of Tricks", arXiv 1812.01187).
         drop_path_rate: probability of dropping the branch per example while training
             (stochastic depth, arXiv 1603.09382); inactive at inference.
         normalization: ``"batch"`` or ``"none"``.
@@ -45,7 +50,8 @@ class BlockBase(keras.layers.Layer):
     def __init__(self, filters, strides=1, form="conv", shortcut="B", plain=False,
                  residual_scale=1.0, drop_path_rate=0.0, normalization="batch",
                  bn_momentum=0.9, bn_epsilon=1e-5, use_bias=False, activation="relu",
-                 kernel_initializer="he_normal", kernel_regularizer=None, seed=None, **kwargs):
+                 kernel_initializer="he_normal", kernel_regularizer=None, seed=None,
+                 learnable_scale=False, learnable_scale_init=0.0, avg_down=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int("filters", filters)
         self.strides = positive_int("strides", strides)
@@ -68,12 +74,20 @@ class BlockBase(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
+        self.learnable_scale = bool(learnable_scale)
+        self.learnable_scale_init = number_in("learnable_scale_init", learnable_scale_init)
+        if self.learnable_scale and self.plain:
+            raise ValueError("`learnable_scale` needs a shortcut; a plain block (plain=True) "
+                             "would start as a zero function.")
+        self.avg_down = bool(avg_down)
+        self.alpha = None
         self._noise = keras.random.SeedGenerator(seed) if self.drop_path_rate > 0 else None
         self.input_channels = None
 
     # -- construction helpers shared by the subclasses ------------------------------------
     def _make_conv(self, filters, kernel_size=1, strides=1, groups=1, normalized=True,
-                   name=None, kernel_initializer=None, bias_initializer="zeros", bias=None):
+                   name=None, kernel_initializer=None, bias_initializer="zeros", bias=None,
+                   dilation_rate=1):
         """A convolution (conv form) or dense layer (dense form) of this block.
 
         It has a bias when ``use_bias`` is set and no batch norm follows it (``normalized``
@@ -89,7 +103,7 @@ class BlockBase(keras.layers.Layer):
                                       kernel_regularizer=self.kernel_regularizer)
         return keras.layers.Conv2D(
             filters, kernel_size, strides=strides, groups=groups, use_bias=bias, name=name,
-            dtype=self.dtype_policy,
+            dtype=self.dtype_policy, dilation_rate=dilation_rate,
             padding="same" if strides == 1 else "valid", kernel_initializer=init,
             bias_initializer=bias_initializer, kernel_regularizer=self.kernel_regularizer)
 
@@ -138,7 +152,12 @@ class BlockBase(keras.layers.Layer):
         self.subsample = None
         if self._needs_projection(in_channels):
             normed = self._projection_normalized()
-            self.projection = self._make_conv(self.filters, 1, self.strides,
+            pooled = self.avg_down and self.strides > 1
+            if pooled:
+                self.subsample = keras.layers.AveragePooling2D(
+                    self.strides, self.strides, padding="same", name="shortcut_avg_pool",
+                    dtype=self.dtype_policy)
+            self.projection = self._make_conv(self.filters, 1, 1 if pooled else self.strides,
                                               normalized=normed, name="shortcut_conv")
             if normed:
                 self.projection_norm = self._make_norm("shortcut_bn")
@@ -149,7 +168,8 @@ class BlockBase(keras.layers.Layer):
     def _shortcut(self, x, pre, training):
         """The shortcut path; ``pre`` is the pre-activated input (v2 projections read it)."""
         if self.projection is not None:
-            return self._norm(self.projection_norm, self.projection(pre), training)
+            source = pre if self.subsample is None else self.subsample(pre)
+            return self._norm(self.projection_norm, self.projection(source), training)
         if self.subsample is not None:
             x = self.subsample(x)
         extra = self.filters - int(x.shape[-1])
@@ -176,6 +196,10 @@ class BlockBase(keras.layers.Layer):
         self.input_channels = int(input_shape[-1])
         self._build_shortcut(self.input_channels)
         self._build_branch(self.input_channels)
+        if self.learnable_scale:
+            self.alpha = self.add_weight(
+                name="alpha", shape=(),
+                initializer=keras.initializers.Constant(self.learnable_scale_init))
         # Build every sub-layer by tracing the call once on a symbolic input.
         self._forward(keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype), False)
 
@@ -184,8 +208,7 @@ class BlockBase(keras.layers.Layer):
         branch = self._branch(x, pre, training)
         if self.plain:
             return self._post(branch)
-        if self.residual_scale != 1.0:
-            branch = branch * self.residual_scale
+        branch = self._scale(branch)
         branch = drop_path(branch, self.drop_path_rate, self._noise, training)
         return self.merge(self._shortcut(x, pre, training), branch)
 
@@ -214,7 +237,14 @@ class BlockBase(keras.layers.Layer):
         """The branch ``s * F(x)`` that the block adds to its shortcut (no drop-path)."""
         self._ensure_built(x)
         branch = self._branch(x, self._preactivate(x, training), training)
-        return branch if self.plain else branch * self.residual_scale
+        return branch if self.plain else self._scale(branch)
+
+    def _scale(self, branch):
+        if self.residual_scale != 1.0:
+            branch = branch * self.residual_scale
+        if self.alpha is not None:
+            branch = branch * ops.cast(self.alpha, branch.dtype)
+        return branch
 
     def merge(self, shortcut, residual):
         """Combine the two paths as the block does: ``post(shortcut + residual)``.
@@ -242,7 +272,8 @@ class BlockBase(keras.layers.Layer):
             activation=keras.activations.serialize(self.activation),
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
-            seed=self.seed)
+            seed=self.seed, learnable_scale=self.learnable_scale,
+            learnable_scale_init=self.learnable_scale_init, avg_down=self.avg_down)
         return config
 
 

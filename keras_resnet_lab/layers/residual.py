@@ -36,6 +36,8 @@ class ResidualBlock(BlockBase):
         branches: number of parallel residual branches summed onto the shortcut
             (multi-residual networks, arXiv 1609.05672).
         stride_in_1x1: see ``strides``.
+        dilation_rate: dilation of the spatial convolutions (dense-prediction backbones keep
+            resolution and dilate instead of striding; needs ``strides=1``).
         **kwargs: ``form``, ``shortcut``, ``plain``, ``residual_scale``, ``drop_path_rate``,
             ``normalization``, ``bn_momentum``, ``bn_epsilon``, ``use_bias``, ``activation``,
             ``kernel_initializer``, ``kernel_regularizer``, ``seed`` as in ``BlockBase``, and the
@@ -50,7 +52,7 @@ class ResidualBlock(BlockBase):
 
     def __init__(self, filters, kernel_size=3, strides=1, bottleneck=False, preact=False,
                  width=1.0, groups=1, se_ratio=0.0, zero_init_residual=False, branches=1,
-                 stride_in_1x1=False, **kwargs):
+                 stride_in_1x1=False, dilation_rate=1, **kwargs):
         super().__init__(filters, strides=strides, **kwargs)
         self.kernel_size = positive_int("kernel_size", kernel_size)
         self.bottleneck = bool(bottleneck)
@@ -61,6 +63,10 @@ class ResidualBlock(BlockBase):
         self.zero_init_residual = bool(zero_init_residual)
         self.branches = positive_int("branches", branches)
         self.stride_in_1x1 = bool(stride_in_1x1)
+        self.dilation_rate = positive_int("dilation_rate", dilation_rate)
+        if self.dilation_rate > 1 and (self.strides > 1 or self.form == "dense"):
+            raise ValueError(f"`dilation_rate`={dilation_rate!r} needs strides=1 and "
+                             f"form='conv' (got strides={self.strides}, form={self.form!r}).")
         if self.bottleneck and self.filters < 4:
             raise ValueError(f"`filters` must be >= 4 for a bottleneck block (inner width is "
                              f"filters // 4), got {filters!r}.")
@@ -100,6 +106,7 @@ class ResidualBlock(BlockBase):
                 self.convs.append(self._make_conv(
                     filters, kernel, strides, groups, normalized=normed,
                     name=f"{prefix}conv{i + 1}",
+                    dilation_rate=self.dilation_rate if kernel > 1 else 1,
                     kernel_initializer="zeros" if zero_kernel else None))
                 if normed and self.normalization == "batch":
                     gamma = "zeros" if self.zero_init_residual and i == last else "ones"
@@ -155,7 +162,8 @@ class ResidualBlock(BlockBase):
         config.update(kernel_size=self.kernel_size, bottleneck=self.bottleneck,
                       preact=self.preact, width=self.width, groups=self.groups,
                       se_ratio=self.se_ratio, zero_init_residual=self.zero_init_residual,
-                      branches=self.branches, stride_in_1x1=self.stride_in_1x1)
+                      branches=self.branches, stride_in_1x1=self.stride_in_1x1,
+                      dilation_rate=self.dilation_rate)
         return config
 
 

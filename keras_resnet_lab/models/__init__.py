@@ -17,6 +17,12 @@ from keras_resnet_lab.models.cifar import (
     wide_resnet,
 )
 from keras_resnet_lab.models.convert import from_keras_applications
+from keras_resnet_lab.models.finetune import (
+    freeze_batch_norm,
+    freeze_stages,
+    learned_scales,
+    replace_head,
+)
 from keras_resnet_lab.models.mlp import residual_mlp
 from keras_resnet_lab.models.registry import MODELS, build_model
 from keras_resnet_lab.models.resnet import (
@@ -33,7 +39,8 @@ from keras_resnet_lab.models.resnet import (
 __all__ = [
     "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "MODELS", "BlockInfo", "Stage", "block_name", "blocks",
     "build_model", "build_network", "cifar_network", "cifar_resnet", "conv_stem",
-    "find_block", "from_keras_applications", "head", "highway_net", "multi_residual_net",
+    "find_block", "freeze_batch_norm", "freeze_stages", "from_keras_applications", "head",
+    "learned_scales", "replace_head", "highway_net", "multi_residual_net",
     "residual_mlp", "resnet",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
     "resnet44", "resnet56", "resnet110", "resnet1202", "resnext", "stages", "wide_resnet",

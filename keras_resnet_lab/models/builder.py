@@ -19,14 +19,16 @@ POOLINGS = (None, "avg", "max")
 @dataclasses.dataclass
 class Stage:
     """A stage: ``blocks`` blocks of ``filters`` outputs; the first (or, with
-    ``stride_at_end``, the last) block has stride ``strides``. ``overrides`` maps a 0-based
-    block position to extra keyword arguments of that block."""
+    ``stride_at_end``, the last) block has stride ``strides``. ``kwargs`` are extra keyword
+    arguments of every block of the stage, ``overrides`` maps a 0-based block position to
+    extra keyword arguments of that block."""
 
     filters: int
     blocks: int
     strides: int = 1
     stride_at_end: bool = False
     overrides: dict = dataclasses.field(default_factory=dict)
+    kwargs: dict = dataclasses.field(default_factory=dict)
 
 
 def build_network(stem, stages, block_class, block_kwargs, *, input_shape, name,
@@ -71,6 +73,7 @@ def build_network(stem, stages, block_class, block_kwargs, *, input_shape, name,
                           name=block_name(s, b + 1))
             if rates[index] > 0:
                 kwargs["drop_path_rate"] = rates[index]
+            kwargs.update(stage.kwargs)
             kwargs.update(stage.overrides.get(b, {}))
             x = block_class(**kwargs)(x)
             index += 1
@@ -102,19 +105,26 @@ def conv_stem(filters, kernel_size=3, strides=1, norm=True, max_pool=False, use_
     """A stem ``conv [-> bn -> relu] [-> 3x3/2 max pool]`` with torch-style symmetric padding.
 
     ``kernel_size=7, strides=2, max_pool=True`` is the ImageNet stem; ``3, 1`` the CIFAR stem.
-    Pre-activation networks pass ``norm=False`` (the first block normalizes).
+    ``filters`` may be a tuple: one 3x3 convolution per entry, the first strided (the "deep
+    stem" of ResNet-C/D, arXiv 1812.01187: ``(32, 32, 64)``). Pre-activation networks pass
+    ``norm=False``: the last convolution is then not normalized (the first block does it).
     """
+    widths = tuple(filters) if isinstance(filters, (tuple, list)) else (filters,)
 
     def stem(x):
-        if strides > 1:
-            x = keras.layers.ZeroPadding2D((kernel_size - 1) // 2, name="stem_pad")(x)
-        x = keras.layers.Conv2D(filters, kernel_size, strides=strides, use_bias=use_bias,
-                                padding="same" if strides == 1 else "valid",
-                                kernel_initializer="he_normal", name="stem_conv")(x)
-        if norm:
-            x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                                name="stem_bn")(x)
-            x = keras.layers.Activation("relu", name="stem_relu")(x)
+        for i, width in enumerate(widths):
+            suffix = "" if len(widths) == 1 else str(i + 1)
+            kernel = kernel_size if len(widths) == 1 else 3
+            stride = strides if i == 0 else 1
+            if stride > 1:
+                x = keras.layers.ZeroPadding2D((kernel - 1) // 2, name=f"stem_pad{suffix}")(x)
+            x = keras.layers.Conv2D(width, kernel, strides=stride, use_bias=use_bias,
+                                    padding="same" if stride == 1 else "valid",
+                                    kernel_initializer="he_normal", name=f"stem_conv{suffix}")(x)
+            if norm or i < len(widths) - 1:
+                x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
+                                                    name=f"stem_bn{suffix}")(x)
+                x = keras.layers.Activation("relu", name=f"stem_relu{suffix}")(x)
         if max_pool:
             x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
             x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)

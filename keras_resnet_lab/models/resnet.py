@@ -14,10 +14,14 @@ IMAGENET_DEPTHS = {
 }
 
 
+STEMS = ("classic", "deep")
+OUTPUT_STRIDES = (8, 16, 32)
+
+
 def resnet(depth=50, *, preact=False, plain=False, include_top=True, num_classes=1000,
            input_shape=(224, 224, 3), pooling=None, classifier_activation=None,
-           input_tensor=None, drop_path_rate=0.0, shortcut="B", stem_width=64, name=None,
-           **block_kwargs):
+           input_tensor=None, drop_path_rate=0.0, shortcut="B", stem_width=64, stem="classic",
+           output_stride=32, name=None, **block_kwargs):
     """An ImageNet ResNet-18/34/50/101/152, v1 or v2, or its plain twin.
 
     Four stages of 64/128/256/512 channels (x4 at a bottleneck's output), stride 2 at the
@@ -34,7 +38,14 @@ def resnet(depth=50, *, preact=False, plain=False, include_top=True, num_classes
             as in keras.applications (``classifier_activation=None`` gives logits).
         drop_path_rate: stochastic depth, linear over the blocks up to this rate.
         shortcut: ``"A"``, ``"B"`` (default, projection when the shape changes) or ``"C"``.
-        stem_width: channels of the stem convolution.
+        stem_width: channels of the stem convolution (the deep stem uses
+            ``(stem_width, stem_width, 2 * stem_width)``; ResNet-D uses 32).
+        stem: ``"classic"`` (7x7/2 convolution) or ``"deep"`` (three 3x3 convolutions,
+            ResNet-C/D of arXiv 1812.01187). With ``avg_down=True`` (a block argument) and
+            ``stem="deep", stem_width=32`` this is ResNet-50-D (25.58M parameters).
+        output_stride: 32 (classification), 16 or 8: the last stages keep their resolution
+            and dilate their 3x3 convolutions instead of striding (dense prediction, as
+            timm's ``output_stride``).
         name: model name (default ``resnet{depth}[v2][_plain]``).
         **block_kwargs: any other :class:`ResidualBlock` argument (``width``, ``groups``,
             ``se_ratio``, ``zero_init_residual``, ``residual_scale``, ``stride_in_1x1`` ...).
@@ -45,13 +56,26 @@ def resnet(depth=50, *, preact=False, plain=False, include_top=True, num_classes
     one_of("depth", depth, tuple(IMAGENET_DEPTHS))
     bottleneck, counts = IMAGENET_DEPTHS[depth]
     expansion = 4 if bottleneck else 1
-    stages = [Stage(64 * 2 ** i * expansion, n, 1 if i == 0 else 2)
-              for i, n in enumerate(counts)]
+    one_of("stem", stem, STEMS)
+    one_of("output_stride", output_stride, OUTPUT_STRIDES)
+    stages, net_stride, dilation = [], 4, 1
+    for i, n in enumerate(counts):
+        stride, previous = (1 if i == 0 else 2), dilation
+        if net_stride >= output_stride:
+            dilation, stride = dilation * stride, 1
+        else:
+            net_stride *= stride
+        stage = Stage(64 * 2 ** i * expansion, n, stride)
+        if dilation > 1:
+            stage.kwargs = {"dilation_rate": dilation}
+            stage.overrides = {0: {"dilation_rate": previous}}
+        stages.append(stage)
     default_name = f"resnet{depth}{'v2' if preact else ''}{'_plain' if plain else ''}"
     kwargs = dict(bottleneck=bottleneck, preact=preact, plain=plain, shortcut=shortcut)
     kwargs.update(block_kwargs)
-    stem = conv_stem(positive_int("stem_width", stem_width), 7, 2, norm=not preact,
-                     max_pool=True)
+    width = positive_int("stem_width", stem_width)
+    stem = conv_stem(width if stem == "classic" else (width, width, 2 * width), 7, 2,
+                     norm=not preact, max_pool=True)
     return build_network(stem, stages, ResidualBlock, kwargs, input_shape=input_shape,
                          name=name or default_name, post_norm=preact, include_top=include_top,
                          num_classes=num_classes, pooling=pooling,

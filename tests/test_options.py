@@ -1,0 +1,137 @@
+"""Model options beyond the classics: ResNet-D, output stride, ReZero/SkipInit, fine-tuning."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_resnet_lab import ResidualBlock, blocks
+from keras_resnet_lab.models import (
+    cifar_network,
+    freeze_batch_norm,
+    freeze_stages,
+    learned_scales,
+    replace_head,
+    resnet,
+)
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_resnet50_d_parameter_count_and_structure():
+    # ResNet-50-D (arXiv 1812.01187): deep stem 32-32-64 and avg-pool-then-1x1 shortcuts;
+    # timm's resnet50d has 25,576,264 parameters.
+    model = resnet(50, stem="deep", stem_width=32, avg_down=True)
+    assert trainable(model) == 25_576_264
+    assert [model.get_layer(f"stem_conv{i}").filters for i in (1, 2, 3)] == [32, 32, 64]
+    assert model.get_layer("stem_conv1").strides == (2, 2)
+    strided = blocks(model)[3].layer  # first block of stage 2
+    assert isinstance(strided.subsample, keras.layers.AveragePooling2D)
+    assert strided.projection.strides == (1, 1)
+    assert tuple(model.output.shape) == (None, 1000)
+
+
+def test_avg_down_shortcut_averages_then_projects():
+    block = ResidualBlock(8, strides=2, avg_down=True, shortcut="B", normalization="none")
+    x = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype("float32")
+    skip = ops.convert_to_numpy(block.shortcut(x))
+    pooled = x.reshape(1, 2, 2, 2, 2, 3).mean(axis=(2, 4))
+    kernel = ops.convert_to_numpy(block.projection.kernel)[0, 0]
+    np.testing.assert_allclose(skip, pooled @ kernel, atol=1e-5)
+
+
+@pytest.mark.parametrize("output_stride, side, dilations", [
+    (32, 2, [1, 1, 1, 1, 1, 1, 1, 1]),
+    (16, 4, [1, 1, 1, 1, 1, 1, 1, 2]),
+    (8, 8, [1, 1, 1, 1, 1, 2, 2, 4]),
+])
+def test_output_stride_keeps_resolution_and_dilates(output_stride, side, dilations):
+    model = resnet(18, include_top=False, input_shape=(64, 64, 3), output_stride=output_stride)
+    assert tuple(model.output.shape) == (None, side, side, 512)
+    assert [b.layer.dilation_rate for b in blocks(model)] == dilations
+    assert trainable(model) == trainable(resnet(18, include_top=False, input_shape=(64, 64, 3)))
+
+
+def test_option_errors():
+    with pytest.raises(ValueError, match="output_stride"):
+        resnet(18, output_stride=4)
+    with pytest.raises(ValueError, match="stem"):
+        resnet(18, stem="wide")
+    with pytest.raises(ValueError, match="dilation_rate"):
+        ResidualBlock(8, strides=2, dilation_rate=2)
+    with pytest.raises(ValueError, match="learnable_scale"):
+        ResidualBlock(8, plain=True, learnable_scale=True)
+
+
+@pytest.mark.parametrize("normalization", ["batch", "none"])  # ReZero, SkipInit
+def test_learnable_scale_starts_as_identity_and_learns(normalization):
+    model = cifar_network(1, widths=(4, 8), input_shape=(8, 8, 3), num_classes=3, preact=True,
+                          learnable_scale=True, normalization=normalization, shortcut="B")
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+    block = blocks(model)[0].layer
+    h = np.random.default_rng(1).normal(size=(2, 8, 8, 4)).astype("float32")
+    np.testing.assert_array_equal(ops.convert_to_numpy(block(h)), h)  # alpha = 0: identity
+    assert learned_scales(model) == {"stage1_block1": 0.0, "stage2_block1": 0.0}
+    model.compile(keras.optimizers.SGD(0.1),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.arange(16) % 3, epochs=3, verbose=0)
+    assert any(abs(a) > 1e-4 for a in learned_scales(model).values())
+
+
+def test_learnable_scale_round_trip(tmp_path):
+    model = cifar_network(1, widths=(4,), input_shape=(8, 8, 3), learnable_scale=True,
+                          learnable_scale_init=0.5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert learned_scales(loaded) == {"stage1_block1": 0.5}
+    x = np.ones((2, 8, 8, 3), "float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_freeze_batch_norm_keeps_statistics_while_the_rest_trains():
+    model = cifar_network(1, widths=(4, 8), input_shape=(8, 8, 3), num_classes=3)
+    n = freeze_batch_norm(model)
+    assert n == 1 + 2 * 2 + 1  # stem, two per block, one projection
+    stats = [ops.convert_to_numpy(w).copy() for w in model.non_trainable_weights]
+    kernels = [ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    model.compile(keras.optimizers.SGD(0.1),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 3, epochs=2, verbose=0)
+    for before, after in zip(stats, model.non_trainable_weights):
+        np.testing.assert_array_equal(before, ops.convert_to_numpy(after))
+    assert all(np.abs(b - ops.convert_to_numpy(a)).max() > 0
+               for b, a in zip(kernels, model.trainable_weights))
+
+
+def test_freeze_stages_by_name():
+    model = cifar_network(2, widths=(4, 8), input_shape=(8, 8, 3), num_classes=3)
+    before = trainable(model)
+    frozen = freeze_stages(model, ["stem", "stage1"])
+    assert frozen == ["stem_conv", "stem_bn", "stem_relu", "stage1_block1", "stage1_block2"]
+    assert trainable(model) < before
+    assert all(not model.get_layer(n).trainable for n in frozen)
+    assert model.get_layer("stage2_block1").trainable
+    with pytest.raises(ValueError, match="valid names are: stem, stage1, stage2"):
+        freeze_stages(model, ["stage3"])
+
+
+def test_transfer_from_converted_keras_applications_model(digits16):
+    from keras_resnet_lab.models import from_keras_applications
+
+    source = keras.applications.ResNet50(weights=None, include_top=False, pooling="avg",
+                                         input_shape=(32, 32, 3))
+    model = replace_head(from_keras_applications(source), 10)
+    assert tuple(model.output.shape) == (None, 10)
+    assert model.get_layer("stage1_block1") is not None
+    freeze_stages(model, ["stem", "stage1", "stage2", "stage3"])
+    freeze_batch_norm(model)
+    (x, y), _ = digits16
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    x32 = np.asarray(keras.ops.image.resize(x[:256], (32, 32)))
+    history = model.fit(x32, y[:256], epochs=2, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
