@@ -208,7 +208,7 @@ def test_invalid_highway_and_input_errors():
         ResidualBlock(8)(_x((3, 8)))
     block = ResidualBlock(8)
     block(_x((1, 4, 4, 8)))
-    with pytest.raises(ValueError, match="8 input channels"):
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 8"):
         block(_x((1, 4, 4, 5)))
 
 

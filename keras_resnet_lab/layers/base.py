@@ -194,6 +194,8 @@ class BlockBase(keras.layers.Layer):
                              f"inputs of shape {expected} with known channels, got "
                              f"{tuple(input_shape)}.")
         self.input_channels = int(input_shape[-1])
+        # Keras checks every later call against this: rank and channels, with a clear error.
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: self.input_channels})
         self._build_shortcut(self.input_channels)
         self._build_branch(self.input_channels)
         if self.learnable_scale:
@@ -213,14 +215,14 @@ class BlockBase(keras.layers.Layer):
         return self.merge(self._shortcut(x, pre, training), branch)
 
     def call(self, x, training=None):
-        self._check_channels(x)
+        self._check_dtype(x)
         return self._forward(x, training)
 
-    def _check_channels(self, x):
-        if x.shape[-1] is not None and int(x.shape[-1]) != self.input_channels:
-            raise ValueError(f"{type(self).__name__} '{self.name}' was built for "
-                             f"{self.input_channels} input channels, got an input of shape "
-                             f"{tuple(x.shape)}.")
+    def _check_dtype(self, x):
+        if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(x.dtype)):
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects floating-point "
+                             f"inputs, got dtype {keras.backend.standardize_dtype(x.dtype)}; "
+                             "cast images to float32 first.")
 
     def _ensure_built(self, x):
         if not self.built:
