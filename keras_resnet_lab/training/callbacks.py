@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -25,6 +26,7 @@ from .atomic import atomic_write_json, save_model_atomic
 
 __all__ = [
     "HISTORY_FORMAT",
+    "AtomicBackupAndRestore",
     "AtomicModelCheckpoint",
     "JsonHistory",
     "TerminateOnNonFinite",
@@ -287,3 +289,72 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         )
         print(self.message)
         self.model.stop_training = True
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore`` whose backup is replaced whole, never half-written.
+
+    Keras writes the weights and the epoch counter of its backup one file after the other, in
+    place, so a run killed during the write can leave a truncated weights file or a counter
+    that disagrees with the weights. Here each backup is written into a fresh sibling folder
+    and swapped in with renames (``backup`` -> ``backup.old``, ``backup.new`` -> ``backup``);
+    a run killed between the two renames is repaired at the next start from ``backup.old``.
+    Only complete, consistent backups are ever read.
+
+    Args:
+        backup_dir: the backup folder (removed when training ends normally).
+        **kwargs: as ``keras.callbacks.BackupAndRestore`` (``save_freq`` must be ``"epoch"``).
+
+    Example:
+        >>> model.fit(x, y, callbacks=[AtomicBackupAndRestore("out/backup")])  # doctest: +SKIP
+    """
+
+    def __init__(self, backup_dir, **kwargs):
+        if kwargs.get("save_freq", "epoch") != "epoch":
+            raise ValueError("AtomicBackupAndRestore saves at epoch ends only: "
+                             f"save_freq must be 'epoch', got {kwargs['save_freq']!r}")
+        kwargs["double_checkpoint"] = False
+        super().__init__(os.fspath(backup_dir), **kwargs)
+        self._final_dir = os.fspath(backup_dir).rstrip(os.sep)
+        self._diverged = False
+
+    def on_train_begin(self, logs=None):
+        self._diverged = False
+        old = self._final_dir + ".old"
+        if not os.path.isdir(self._final_dir) and os.path.isdir(old):
+            os.replace(old, self._final_dir)  # killed between the two renames: restore
+        for leftover in (old, self._final_dir + ".new"):
+            if os.path.isdir(leftover):
+                _rmtree(leftover)
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _non_finite_losses(logs):
+            # A diverged epoch is not backed up: the last good backup stays, and is kept
+            # when training ends, so the run can resume from it.
+            self._diverged = True
+            return
+        super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        if not self._diverged:
+            super().on_train_end(logs)
+
+    def _save_model(self):
+        new, old = self._final_dir + ".new", self._final_dir + ".old"
+        if os.path.isdir(new):
+            _rmtree(new)
+        os.makedirs(new)
+        self.model.save_weights(os.path.join(new, os.path.basename(self._weights_path)))
+        with open(os.path.join(new, os.path.basename(self._training_metadata_path)), "w",
+                  encoding="utf-8") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        if os.path.isdir(self._final_dir):
+            os.replace(self._final_dir, old)
+        os.replace(new, self._final_dir)
+        if os.path.isdir(old):
+            _rmtree(old)
+
+
+def _rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
