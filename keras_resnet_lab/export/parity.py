@@ -1,0 +1,196 @@
+"""Parity between an exported artifact and the Keras model, measured at every export."""
+
+import dataclasses
+
+import numpy as np
+
+from keras_resnet_lab.export._atomic import write_json
+from keras_resnet_lab.layers._checks import number_in, positive_int
+
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_BATCH = 8
+DEFAULT_SEED = 0
+
+
+class ExportParityError(ValueError):
+    """The artifact's outputs differ from the Keras model's by more than the tolerance."""
+
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclasses.dataclass
+class ParityReport:
+    """Max absolute difference between artifact and Keras, per output.
+
+    The check passes when, for every output, ``max|artifact - keras| <= tolerance *
+    max(1, max|keras|)``: an absolute tolerance for outputs of magnitude up to 1, relative to
+    the output's largest magnitude beyond (float32 rounding grows with the values, and the
+    blocks of a deep untrained network reach magnitudes of 100 or more).
+
+    Attributes:
+        artifact: ``"savedmodel"`` or ``"onnx"``.
+        tolerance: the largest allowed max abs diff.
+        batch_size: examples in the parity batch.
+        input: how the batch was made (``"random normal, seed 0"`` or ``"given sample"``).
+        max_abs_diff: ``{output: max |artifact - keras|}``; SavedModel entries of the ``serve``
+            endpoint are prefixed ``serve/``.
+        max_abs_reference: ``{output: max |keras|}``, the scale each diff compares with.
+        scaled_diff: ``{output: max_abs_diff / max(1, max_abs_reference)}``, what is
+            compared with the tolerance.
+        worst_output: the output with the largest scaled diff.
+        worst_diff: its max abs diff.
+        passed: every scaled diff <= tolerance.
+    """
+
+    artifact: str
+    tolerance: float
+    batch_size: int
+    input: str
+    max_abs_diff: dict
+    max_abs_reference: dict
+    scaled_diff: dict
+    worst_output: str
+    worst_diff: float
+    passed: bool
+
+    def to_dict(self):
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, path):
+        """Write :meth:`to_dict` to ``path`` atomically."""
+        write_json(path, self.to_dict())
+
+    def plot(self, path):
+        """Bar chart (log scale) of the max abs diff per output, with the tolerance line."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from keras_resnet_lab.export._atomic import atomic_file
+
+        names = list(self.max_abs_diff)
+        values = [max(self.scaled_diff[n], 1e-12) for n in names]
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(names) + 2), 3.5))
+        ax.bar(range(len(names)), values, color=["C3" if v > self.tolerance else "C0"
+                                                 for v in values])
+        ax.axhline(self.tolerance, color="k", linestyle="--", label="tolerance")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("max |artifact - keras| / max(1, max |keras|)", fontsize=8)
+        ax.set_title(f"{self.artifact} parity ({self.input}, batch {self.batch_size})")
+        ax.legend()
+        fig.tight_layout()
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+        plt.close(fig)
+
+
+def parity_batch(input_shape, dtype="float32", sample=None, batch_size=DEFAULT_BATCH,
+                 seed=DEFAULT_SEED):
+    """The batch parity is measured on: ``sample`` if given, else fixed-seed random normal.
+
+    Args:
+        input_shape: the model's input shape, batch axis first (``(None, 32, 32, 3)``).
+        dtype: the model's input dtype.
+        sample: optional array of one example or a batch (missing batch axis is added).
+        batch_size: size of the random batch.
+        seed: seed of the random batch.
+
+    Returns:
+        ``(x, description)``.
+
+    Example:
+        >>> x, how = parity_batch((None, 8, 8, 3))
+        >>> x.shape, how
+        ((8, 8, 8, 3), 'random normal, seed 0')
+    """
+    inner = tuple(input_shape[1:])
+    if sample is not None:
+        x = np.asarray(sample, dtype=dtype)
+        if x.ndim == len(inner):
+            x = x[None]
+        if x.ndim != len(inner) + 1 or any(d is not None and d != s
+                                           for d, s in zip(inner, x.shape[1:])):
+            raise ValueError(f"`sample` must have shape (batch,) + {inner}, got {x.shape}.")
+        if x.shape[0] < 1:
+            raise ValueError("`sample` must hold at least one example.")
+        return x, "given sample"
+    if any(d is None for d in inner):
+        raise ValueError(f"the model's input shape {tuple(input_shape)} has dynamic axes "
+                         "besides the batch; pass `sample=` (an array) to measure parity on.")
+    batch_size = positive_int("batch_size", batch_size)
+    x = np.random.default_rng(seed).standard_normal((batch_size,) + inner).astype(dtype)
+    return x, f"random normal, seed {seed}"
+
+
+def compare(artifact, reference, candidate, tolerance, batch_size, description):
+    """Measure ``candidate`` against ``reference`` (both ``{name: array}``) output by output.
+
+    See :class:`ParityReport` for the criterion.
+
+    Args:
+        artifact: the artifact kind, for the report.
+        reference: the Keras outputs.
+        candidate: the artifact's outputs; ``"serve/NAME"`` entries compare with ``NAME``.
+        tolerance: the largest allowed max abs diff.
+        batch_size, description: describe the batch, for the report.
+
+    Returns:
+        ParityReport.
+
+    Example:
+        >>> compare("onnx", {"a": np.zeros(2)}, {"a": np.ones(2)}, 1e-4, 2, "x").worst_diff
+        1.0
+    """
+    tolerance = number_in("tolerance", tolerance, 0.0)
+    diffs, scales = {}, {}
+    order = {name: i for i, name in enumerate(reference)}
+
+    def rank(item):
+        name = item[0]
+        return ("/" in name, order.get(name.split("/")[-1], len(order)), name)
+
+    for name, value in sorted(candidate.items(), key=rank):
+        ref = np.asarray(reference[name.split("/")[-1]], dtype=np.float64)
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != ref.shape:
+            raise ExportParityError(
+                f"{artifact} output {name!r} has shape {value.shape}, Keras gives "
+                f"{ref.shape}.", None)
+        diff = float(np.max(np.abs(value - ref))) if ref.size else 0.0
+        diffs[name] = diff if np.isfinite(diff) else float("inf")
+        scales[name] = float(np.max(np.abs(ref))) if ref.size else 0.0
+    scaled = {name: diffs[name] / max(1.0, scales[name]) for name in diffs}
+    worst = max(scaled, key=scaled.get)
+    return ParityReport(artifact, tolerance, int(batch_size), description, diffs, scales,
+                        scaled, worst, diffs[worst], scaled[worst] <= tolerance)
+
+
+def require(report, outputs, target):
+    """Raise :class:`ExportParityError` naming the worst output unless ``report.passed``.
+
+    Args:
+        report: the ParityReport.
+        outputs: the FeatureOutput list (to say which block the worst output is).
+        target: the artifact path, for the message.
+
+    Example:
+        >>> require(report, outputs, "exports/onnx")  # doctest: +SKIP
+    """
+    if report.passed:
+        return
+    where = ""
+    for spec in outputs:
+        if spec.name == report.worst_output.split("/")[-1] and spec.role == "block":
+            where = f" (block {spec.block_index}, stage {spec.stage})"
+    raise ExportParityError(
+        f"{report.artifact} export failed the parity check: output "
+        f"{report.worst_output!r}{where} differs from Keras by {report.worst_diff:.3g} "
+        f"(max abs diff; {report.scaled_diff[report.worst_output]:.3g} relative to "
+        f"max(1, max|keras|) = {max(1.0, report.max_abs_reference[report.worst_output]):.3g}), "
+        f"above the tolerance {report.tolerance:.3g}; nothing was written to {target}.",
+        report)
