@@ -1,0 +1,160 @@
+"""``keras-resnet-lab vis``: attribution maps and filter visualizations of a saved model."""
+
+import re
+
+METHODS = ("saliency", "gradcam", "gradcam++", "scorecam", "filters", "refinement")
+_FILE_NAMES = {"saliency": "saliency", "gradcam": "gradcam", "gradcam++": "gradcam_pp",
+               "scorecam": "scorecam"}
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "vis", help="visualize what a model's blocks look at and what their filters became",
+        description="Attribution maps (saliency / SmoothGrad, Grad-CAM, Grad-CAM++, Score-CAM at "
+                    "a block) and activation maximization (a block's filters; the refinement "
+                    "view of a stage, the block's branch F(x) apart from its shortcut, and "
+                    "filters matched across the next stage boundary) of a .keras model, on the "
+                    "embedded digits at the model's input size or on your image files. Writes "
+                    "labelled PNG grids and JSON numbers into --out.")
+    parser.add_argument("model", metavar="MODEL.keras", help="a saved Keras model file")
+    parser.add_argument("--method", required=True, choices=METHODS,
+                        help="saliency (SmoothGrad with --smooth-samples), gradcam, gradcam++, "
+                             "scorecam: maps of the class score; filters: maximize filters of "
+                             "--block; refinement: the same filters maximized at every block of "
+                             "--block's stage, --block's branch F(x) apart from its shortcut, "
+                             "and filters matched across the stage boundary")
+    parser.add_argument("--block", default="-1",
+                        help="block name (stage2_block1) or index (0, -1, ...); default: the "
+                             "last block")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--images", nargs="+", metavar="FILE", default=None,
+                        help="image files to explain (default: embedded digits). Files are "
+                             "RESIZED (bilinear) to the model's input size and converted to its "
+                             "channels")
+    parser.add_argument("--preprocess", choices=("digits", "unit", "raw"), default="digits",
+                        help="how file pixels are scaled: digits (standardized like the "
+                             "embedded digits; white on black), unit ([0, 1]) or raw ([0, 255])"
+                             " (default: digits)")
+    parser.add_argument("--class-index", type=int, default=None,
+                        help="class to explain (default: each image's predicted class)")
+    parser.add_argument("--filter", type=int, default=None,
+                        help="filter (channel) to maximize (default: the first --count)")
+    parser.add_argument("--target", choices=("output", "residual", "shortcut"),
+                        default="output",
+                        help="filters: maximize the block's output, its residual branch F(x) "
+                             "or its shortcut (default: output)")
+    parser.add_argument("--count", type=int, default=None,
+                        help="images to explain (default 8), or filters to maximize (default "
+                             "8 for filters, 4 for refinement)")
+    parser.add_argument("--smooth-samples", type=int, default=0,
+                        help="saliency: SmoothGrad with this many noisy samples (default 0)")
+    parser.add_argument("--steps", type=int, default=100,
+                        help="activation-maximization steps (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out that already holds files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def _block(text):
+    return int(text) if re.fullmatch(r"[+-]?\d+", text.strip()) else text.strip()
+
+
+def _sample(args, model):
+    """(images, labels or None, value range) from --images or the embedded digits."""
+    from keras_resnet_lab.vis import digits_for_model, load_image_files
+
+    count = 8 if args.count is None else args.count
+    if args.images:
+        images, value_range = load_image_files(args.images, model, args.preprocess)
+        return images, None, value_range
+    return digits_for_model(model, count if args.method not in ("filters", "refinement")
+                            else 256)
+
+
+def _written(paths, out):
+    for path in paths:
+        print(f"wrote {path}")
+    print(f"results in {out}")
+
+
+def run(args):
+    import os
+
+    import numpy as np
+
+    from keras_resnet_lab.commands._common import CliError, load_model_file, prepare_out_dir
+    from keras_resnet_lab.models import find_block
+
+    for name in ("count", "steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name} must be >= 1, got {value}")
+    if args.smooth_samples < 0:
+        raise CliError(f"--smooth-samples must be >= 0, got {args.smooth_samples}")
+    if args.seed < 0:
+        raise CliError(f"--seed must be >= 0, got {args.seed}")
+    model = load_model_file(args.model)
+    info = find_block(model, _block(args.block))
+    images, _, value_range = _sample(args, model)
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
+        raise CliError(f"--out {args.out} already holds files; pass --force to write into it")
+    out = prepare_out_dir(args.out, force=True)
+    join = lambda name: os.path.join(out, name)  # noqa: E731
+    written = []
+
+    if args.method in _FILE_NAMES:
+        from keras_resnet_lab.vis import cam, saliency
+
+        stem = _FILE_NAMES[args.method]
+        if args.method == "saliency":
+            result = saliency(model, images, args.class_index, args.smooth_samples,
+                              seed=args.seed)
+            stem = "smoothgrad" if args.smooth_samples else stem
+        else:
+            result = cam(model, images, args.class_index, block=info.name, method=args.method)
+        written += [result.plot(join(f"{stem}.png")), result.to_json(join(f"{stem}.json"))]
+        _written(written, out)
+        return 0
+
+    # Activation maximization: the images set the input range (and grey images stay grey).
+    grey = images.shape[-1] > 1 and bool(np.allclose(images, images[..., :1]))
+    options = dict(steps=args.steps, seed=args.seed, input_range=value_range, grayscale=grey,
+                   progress=not args.quiet)
+    channels = int(info.layer.output.shape[-1])
+    if args.filter is not None:
+        filters = [args.filter]
+    else:
+        default = 8 if args.method == "filters" else 4
+        filters = list(range(min(args.count or default, channels)))
+    if args.method == "filters":
+        from keras_resnet_lab.vis import maximize_filter
+
+        result = maximize_filter(model, info.name, filters, target=args.target, **options)
+        stem = f"filters_{info.name}" + ("" if args.target == "output" else f"_{args.target}")
+        written += [result.plot(join(f"{stem}.png")), result.to_json(join(f"{stem}.json"))]
+        _written(written, out)
+        return 0
+
+    from keras_resnet_lab.models import stages
+    from keras_resnet_lab.vis import branch_view, match_filters, refinement_view
+    from keras_resnet_lab.vis.plotting import atomic_write_json
+
+    summary = {}
+    view = refinement_view(model, info.stage, filters, **options)
+    written.append(view.plot(join(f"refinement_stage{info.stage}.png")))
+    summary["refinement"] = view.to_dict()
+    branch = branch_view(model, info.name, filters, **options)
+    written.append(branch.plot(join(f"branch_{info.name}.png")))
+    summary["branch"] = branch.to_dict()
+    ordered = sorted(stages(model))
+    if len(ordered) > 1 and len(images) > 1:
+        stage = info.stage if info.stage != ordered[-1] else ordered[-2]
+        matches = match_filters(model, stage, images, top_k=min(6, len(filters) + 2),
+                                **options)
+        written.append(matches.plot(join(f"matching_stage{stage}.png")))
+        summary["matching"] = matches.to_dict()
+    written.append(atomic_write_json(summary, join("refinement.json")))
+    _written(written, out)
+    return 0

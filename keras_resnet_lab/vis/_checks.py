@@ -1,0 +1,95 @@
+"""Argument checks of the visualizations: images, class and filter indices, seeds."""
+
+import numbers
+
+import numpy as np
+
+from keras_resnet_lab.layers._checks import number_in, one_of, positive_int
+
+__all__ = ["as_images", "check_index", "check_indices", "check_range", "check_seed",
+           "number_in", "one_of", "positive_int"]
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_images(model, images, name="images"):
+    """``images`` as a float32 batch matching ``model``'s input shape, or a ValueError.
+
+    A single image (no batch axis) gets one. Images of another size are *rejected*, not
+    resized: an explanation of a silently resized image would not be one of the user's image.
+    """
+    from keras_resnet_lab.vis._tkv import single_input
+
+    expected = tuple(single_input(model).shape[1:])
+    try:
+        x = np.asarray(images, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`{name}` must be a numeric array, got {type(images).__name__}: "
+                         f"{error}") from None
+    if x.ndim == len(expected):
+        x = x[None]
+    wanted = "(N, " + ", ".join("?" if e is None else str(e) for e in expected) + ")"
+    if x.ndim != len(expected) + 1 or any(
+            e is not None and e != a for e, a in zip(expected, x.shape[1:])):
+        hint = ""
+        if len(expected) == 3 and x.ndim == 4 and expected[-1] == x.shape[-1]:
+            hint = (f" Resize them first, e.g. keras_resnet_lab.vis.resize_images({name}, "
+                    f"{expected[0]}, {expected[1]}).")
+        raise ValueError(f"`{name}` must have shape {wanted} to match the input of model "
+                         f"'{model.name}'; got {tuple(np.shape(images))}. Images of another size "
+                         f"are rejected, not resized.{hint}")
+    if x.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty: give at least one image.")
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return x
+
+
+def check_index(name, value, size, what):
+    """Return ``value`` as an int in ``[0, size)``; the error says the range and what it counts."""
+    if not _is_int(value) or not 0 <= int(value) < size:
+        raise ValueError(f"`{name}` must be an int in [0, {size - 1}] ({what}), got {value!r}.")
+    return int(value)
+
+
+def check_indices(name, value, size, what, count=None):
+    """``value`` (an int or a sequence of ints) as a list of ints in ``[0, size)``.
+
+    With ``count``, a single int is repeated ``count`` times and a sequence must have
+    ``count`` items.
+    """
+    if _is_int(value):
+        values = [value] * (count or 1)
+    elif isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0:
+        values = list(value)
+        if count is not None and len(values) != count:
+            raise ValueError(f"`{name}` must be one int or {count} ints (one per image), got "
+                             f"{len(values)}.")
+    else:
+        raise ValueError(f"`{name}` must be an int or a non-empty sequence of ints, got "
+                         f"{value!r}.")
+    return [check_index(name, v, size, what) for v in values]
+
+
+def check_seed(seed):
+    """Return ``seed`` as an int >= 0 (or None)."""
+    if seed is None:
+        return None
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"`seed` must be None or an int >= 0, got {seed!r}.")
+    return int(seed)
+
+
+def check_range(name, value):
+    """Return ``value`` as a ``(low, high)`` pair of floats with low < high."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a pair (low, high) of numbers, got {value!r}.") \
+            from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"`{name}` must be a pair (low, high) of finite numbers with "
+                         f"low < high, got {value!r}.")
+    return low, high

@@ -1,0 +1,154 @@
+"""PNG grids for the visualizations (matplotlib, Agg backend) and atomic file writes.
+
+Every figure is a grid of small image panels with a title per panel and a title over the
+grid naming the model, the block, the class or filter and the method.
+"""
+
+import json
+import os
+import textwrap
+import uuid
+
+import numpy as np
+
+__all__ = ["atomic_write_json", "display_image", "image_grid", "save_figure", "wrap_title"]
+
+
+def _atomic_target(path):
+    path = os.fspath(path)
+    if not path or path.endswith(os.sep) or os.path.isdir(path):
+        raise ValueError(f"`path` must name a file, got {path!r}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    stem, ext = os.path.splitext(os.path.basename(path))
+    return path, os.path.join(folder, f".{stem}-{uuid.uuid4().hex[:8]}.tmp{ext}")
+
+
+def save_figure(figure, path, dpi=110):
+    """Write ``figure`` to ``path`` (PNG) atomically and close it; returns ``path``.
+
+    Args:
+        figure: a matplotlib figure.
+        path: the PNG file; written to a temporary file in the same folder, then renamed.
+        dpi: resolution.
+
+    Example:
+        >>> save_figure(image_grid([[image]], [["input"]], "one image"), "one.png")
+    """
+    import matplotlib.pyplot as plt
+
+    path, tmp = _atomic_target(path)
+    try:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def atomic_write_json(data, path):
+    """Write ``data`` as indented JSON to ``path`` atomically; returns ``path``.
+
+    Example:
+        >>> atomic_write_json(result.to_dict(), "out/result.json")
+    """
+    path, tmp = _atomic_target(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def display_image(image):
+    """An image (H, W, C) scaled to [0, 1] for display: RGB for 3 channels, grey otherwise.
+
+    Vectors (a dense model's input) are shown as a one-row strip.
+
+    Example:
+        >>> display_image(np.zeros((8, 8, 3))).shape
+        (8, 8, 3)
+    """
+    x = np.asarray(image, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim == 3:
+        x = x if x.shape[-1] == 3 else x.mean(axis=-1)
+    low, high = float(np.min(x)), float(np.max(x))
+    return (x - low) / (high - low) if high > low else np.zeros_like(x)
+
+
+def _figure(rows, columns, panel_size, spacers=()):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    widths = [0.25 if c in spacers else 1.0 for c in range(columns)]
+    figure, axes = plt.subplots(rows, columns, squeeze=False, layout="constrained",
+                                gridspec_kw={"width_ratios": widths},
+                                figsize=(panel_size * sum(widths) + 0.4,
+                                         panel_size * rows + 0.6))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return figure, axes
+
+
+def image_grid(panels, titles=None, title=None, row_labels=None, overlays=None,
+               overlay_alpha=0.55, panel_size=1.7, spacers=()):
+    """A figure showing ``panels`` (a rows x columns nested list of images or None).
+
+    Args:
+        panels: nested list ``[row][column]`` of images (H, W[, C]); None leaves a blank panel.
+        titles: the same nesting of panel titles (or None).
+        title: the figure's title.
+        row_labels: one label per row, written left of the row.
+        overlays: the same nesting of heat maps (H, W) drawn over the panel (or None).
+        overlay_alpha: opacity of the heat maps.
+        panel_size: inches per panel.
+        spacers: indices of columns that only separate groups (drawn narrow and empty).
+
+    Returns:
+        The matplotlib figure (save it with :func:`save_figure`).
+
+    Example:
+        >>> figure = image_grid([[a, b], [c, None]], [["a", "b"], ["c", ""]], "title")
+    """
+    rows = len(panels)
+    columns = max(len(row) for row in panels)
+    figure, axes = _figure(rows, columns, panel_size, tuple(spacers))
+    for r in range(rows):
+        for c in range(columns):
+            ax = axes[r][c]
+            image = panels[r][c] if c < len(panels[r]) else None
+            if image is None:
+                ax.axis("off")
+                continue
+            shown = display_image(image)
+            ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, interpolation="nearest",
+                      aspect="auto" if np.ndim(image) == 1 else "equal")
+            heat = overlays[r][c] if overlays is not None and c < len(overlays[r]) else None
+            if heat is not None:
+                ax.imshow(np.asarray(heat), cmap="jet", alpha=overlay_alpha, vmin=0.0, vmax=1.0,
+                          interpolation="bilinear")
+            if titles is not None and c < len(titles[r]) and titles[r][c]:
+                ax.set_title(titles[r][c], fontsize=8)
+        if row_labels is not None and row_labels[r]:
+            axes[r][0].set_ylabel(row_labels[r], fontsize=8)
+    if title:
+        title = wrap_title(title, (columns - 0.75 * len(spacers)) * panel_size)
+        figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def wrap_title(title, width_inches):
+    """``title`` with each line wrapped to fit ``width_inches`` at font size 10."""
+    width = max(30, int(width_inches * 12))
+    return "\n".join(textwrap.fill(line, width) for line in str(title).splitlines())
