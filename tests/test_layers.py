@@ -53,6 +53,7 @@ def test_call_equals_merge_of_parts_and_residual_scale(preact):
 
 
 def test_drop_path_inactive_at_inference_and_drops_whole_branches_in_training():
+    keras.utils.set_random_seed(0)
     x = _x((4000, 6))
     block = ResidualBlock(6, form="dense", preact=True, normalization="none",
                           drop_path_rate=0.5, seed=3)
@@ -61,8 +62,9 @@ def test_drop_path_inactive_at_inference_and_drops_whole_branches_in_training():
     np.testing.assert_allclose(ops.convert_to_numpy(block(x, training=False)), skip + branch,
                                atol=1e-5)
     y = ops.convert_to_numpy(block(x, training=True))
-    dropped = np.all(np.abs(y - skip) < 1e-5, axis=1)
-    kept = np.all(np.abs(y - (skip + 2.0 * branch)) < 1e-4, axis=1)
+    scale = 1e-5 * (1.0 + np.abs(skip) + np.abs(branch))
+    dropped = np.all(np.abs(y - skip) <= scale, axis=1)
+    kept = np.all(np.abs(y - (skip + 2.0 * branch)) <= 2 * scale, axis=1)
     assert np.all(dropped | kept)  # every example is either dropped or kept, scaled by 1/keep
     assert 0.45 < dropped.mean() < 0.55
 
@@ -162,8 +164,35 @@ def test_stride_position():
     caffe = ResidualBlock(64, strides=2, bottleneck=True, stride_in_1x1=True)
     for block in (v15, caffe):
         block.build((None, 8, 8, 32))
-    assert v15.convs[1].strides == (2, 2) and v15.convs[0].strides == (1, 1)
-    assert caffe.convs[0].strides == (2, 2) and caffe.convs[1].strides == (1, 1)
+    assert v15.convs[1].strides == (2, 2) and v15.convs[0].subsample == 1
+    # a strided 1x1 convolution runs as subsampling + stride-1 convolution (same function)
+    assert caffe.convs[0].subsample == 2 and caffe.convs[0].strides == (1, 1)
+    assert caffe.convs[1].strides == (1, 1)
+
+
+def test_strided_pointwise_convolutions_train_on_odd_batches():
+    """TensorFlow's oneDNN input gradient of a strided 1x1 convolution corrupts memory on odd
+    batch sizes; our blocks must not use that kernel (run in a fresh process: a crash there
+    would abort pytest itself)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, keras\n"
+        "from keras_resnet_lab import ResidualBlock\n"
+        "for bottleneck in (False, True):\n"
+        "    inp = keras.Input((16, 16, 4))\n"
+        "    y = ResidualBlock(8, strides=2, shortcut='C', bottleneck=bottleneck,\n"
+        "                      stride_in_1x1=True)(inp)\n"
+        "    m = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(y))\n"
+        "    m.compile('sgd', 'mse')\n"
+        "    for batch in (1, 3, 5, 1, 3):\n"
+        "        m.train_on_batch(np.ones((batch, 16, 16, 4), 'float32'),\n"
+        "                         np.ones((batch, 8), 'float32'))\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
 def test_odd_input_sizes_match_compute_output_shape():

@@ -135,3 +135,62 @@ def test_transfer_from_converted_keras_applications_model(digits16):
     x32 = np.asarray(keras.ops.image.resize(x[:256], (32, 32)))
     history = model.fit(x32, y[:256], epochs=2, batch_size=64, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("preact, kind", [(False, "zero_init"), (True, "zero_init"),
+                                          (False, "rezero"), (True, "rezero")])
+def test_insert_blocks_keeps_the_function_and_shares_layers(preact, kind, tmp_path):
+    from keras_resnet_lab.models import insert_blocks
+
+    model = cifar_network(2, widths=(4, 8), input_shape=(8, 8, 3), num_classes=3,
+                          preact=preact, shortcut="B")
+    x = np.random.default_rng(0).normal(size=(9, 8, 8, 3)).astype("float32")
+    model.compile(keras.optimizers.SGD(0.1),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.arange(9) % 3, epochs=1, verbose=0)  # non-trivial statistics
+    weights = [ops.convert_to_numpy(w).copy() for w in model.weights]
+    grown = insert_blocks(model, after=["stage1_block2", "stage2_block1"], count=2, kind=kind)
+    assert [b.name for b in blocks(grown)] == [
+        "stage1_block1", "stage1_block2", "stage1_block2_1", "stage1_block2_2",
+        "stage2_block1", "stage2_block1_1", "stage2_block1_2", "stage2_block2"]
+    np.testing.assert_allclose(grown.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6, rtol=0)
+    assert grown.get_layer("stage1_block1") is model.get_layer("stage1_block1")
+    for before, after in zip(weights, model.weights):
+        np.testing.assert_array_equal(before, ops.convert_to_numpy(after))
+    grown.save(tmp_path / "grown.keras")
+    loaded = keras.models.load_model(tmp_path / "grown.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), grown.predict(x, verbose=0))
+    # and the grown model trains (the new blocks leave the identity)
+    grown.compile(keras.optimizers.SGD(0.1),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    grown.fit(x, np.arange(9) % 3, epochs=2, verbose=0)
+    assert np.abs(grown.predict(x, verbose=0) - model.predict(x, verbose=0)).max() > 1e-4
+
+
+def test_insert_blocks_errors():
+    from keras_resnet_lab.models import insert_blocks
+
+    model = cifar_network(1, widths=(4,), input_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match="stage1_block1"):
+        insert_blocks(model, after=["stage7_block1"])
+    with pytest.raises(ValueError, match="`count`"):
+        insert_blocks(model, after=[0], count=0)
+    with pytest.raises(ValueError, match="`kind`"):
+        insert_blocks(model, after=[0], kind="random")
+
+
+def test_grow_network_script_quick(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "benchmarks/grow_network.py", "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "grow_network.json").read_text())
+    assert result["function_preserved_max_abs_diff"] <= 1e-6
+    assert result["blocks"]["grown"] == result["blocks"]["scratch"] == 6
+    acc = result["accuracy"]
+    assert acc["grown"] > acc["small_before_growing"] - 0.05  # growing does not undo learning
+    assert (tmp_path / "grow_network.png").stat().st_size > 1000

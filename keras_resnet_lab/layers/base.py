@@ -101,11 +101,18 @@ class BlockBase(keras.layers.Layer):
                                       dtype=self.dtype_policy,
                                       bias_initializer=bias_initializer,
                                       kernel_regularizer=self.kernel_regularizer)
-        return keras.layers.Conv2D(
+        # A strided 1x1 convolution is run as subsampling + a stride-1 convolution (the same
+        # function): TensorFlow's oneDNN kernel for the input gradient of a strided 1x1
+        # convolution corrupts memory on odd batch sizes (see DESIGN.md, known facts).
+        subsample = strides if kernel_size == 1 else 1
+        strides = 1 if subsample > 1 else strides
+        layer = keras.layers.Conv2D(
             filters, kernel_size, strides=strides, groups=groups, use_bias=bias, name=name,
             dtype=self.dtype_policy, dilation_rate=dilation_rate,
             padding="same" if strides == 1 else "valid", kernel_initializer=init,
             bias_initializer=bias_initializer, kernel_regularizer=self.kernel_regularizer)
+        layer.subsample = subsample
+        return layer
 
     def _make_norm(self, name, gamma_initializer="ones"):
         """A batch normalization of this block, or None when ``normalization='none'``."""
@@ -119,6 +126,9 @@ class BlockBase(keras.layers.Layer):
     @staticmethod
     def _conv(layer, x):
         """Apply a conv with symmetric zero padding when strided (as in He et al. and torch)."""
+        step = getattr(layer, "subsample", 1)
+        if step > 1:
+            x = x[:, ::step, ::step, :]
         if isinstance(layer, keras.layers.Conv2D) and layer.strides[0] > 1:
             pad = (layer.kernel_size[0] - 1) // 2
             if pad:
@@ -169,7 +179,8 @@ class BlockBase(keras.layers.Layer):
         """The shortcut path; ``pre`` is the pre-activated input (v2 projections read it)."""
         if self.projection is not None:
             source = pre if self.subsample is None else self.subsample(pre)
-            return self._norm(self.projection_norm, self.projection(source), training)
+            return self._norm(self.projection_norm, self._conv(self.projection, source),
+                              training)
         if self.subsample is not None:
             x = self.subsample(x)
         extra = self.filters - int(x.shape[-1])

@@ -11,7 +11,8 @@ import keras
 
 from keras_resnet_lab.layers.base import BlockBase
 
-BLOCK_NAME = re.compile(r"^stage(\d+)_block(\d+)$")
+#: ``stage{s}_block{b}``, or ``stage{s}_block{b}_{k}`` for the k-th block inserted after it.
+BLOCK_NAME = re.compile(r"^stage(\d+)_block(\d+)(?:_(\d+))?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +35,9 @@ def block_name(stage, block):
 def blocks(model):
     """The ordered blocks of ``model``, as :class:`BlockInfo` records.
 
-    A block is a :class:`~keras_resnet_lab.layers.BlockBase` layer named ``stage{s}_block{b}``;
-    blocks are ordered by stage, then by place in the stage.
+    A block is a :class:`~keras_resnet_lab.layers.BlockBase` layer named ``stage{s}_block{b}``
+    (or ``stage{s}_block{b}_{k}``, inserted by ``insert_blocks``); blocks are ordered by stage,
+    then by place in the stage.
 
     Args:
         model: a Keras model built by this library, converted from keras.applications, or
@@ -52,14 +54,15 @@ def blocks(model):
     for layer in model.layers:
         match = BLOCK_NAME.match(layer.name)
         if match and isinstance(layer, BlockBase):
-            found.append((int(match.group(1)), int(match.group(2)), layer))
+            found.append((int(match.group(1)), int(match.group(2)), int(match.group(3) or 0),
+                          layer))
     if not found:
         raise ValueError(f"model '{model.name}' has no residual/highway blocks named "
                          "'stage{s}_block{b}'; build it with keras_resnet_lab.models or convert "
                          "it with keras_resnet_lab.models.from_keras_applications.")
-    found.sort(key=lambda item: item[:2])
+    found.sort(key=lambda item: item[:3])
     return [BlockInfo(layer.name, stage, block, i, layer)
-            for i, (stage, block, layer) in enumerate(found)]
+            for i, (stage, block, _, layer) in enumerate(found)]
 
 
 def find_block(model, block):
