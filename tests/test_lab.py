@@ -1,0 +1,105 @@
+"""The main job: ``keras-resnet-lab lab --quick`` end to end, resumable, checked in a browser."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from keras_resnet_lab.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "report"
+    code = main(["lab", "--quick", "--out", str(out)])
+    return code, out
+
+
+def test_lab_writes_report_summary_and_artifacts(lab_run):
+    code, out = lab_run
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["findings"]) == {
+        "plain_trains_worse", "lesion_plain_fragile", "short_paths_carry_gradient",
+        "iterative_refinement", "blocks_refine_not_replace", "filters_refined_across_blocks"}
+    train = summary["steps"]["train"]
+    assert len(train["residual"]["train_loss"]) == len(train["plain"]["train_loss"]) == 8
+    assert train["residual"]["final_test_accuracy"] > 0.5
+    for fmt in ("savedmodel", "onnx"):
+        assert summary["steps"]["export"][fmt]["passed"]
+        assert (out / "export" / fmt / "manifest.json").exists()
+    for name in ("lesion", "paths", "refinement", "similarity_residual", "similarity_plain"):
+        assert (out / "analysis" / f"{name}.json").exists()
+    assert (out / "README.md").read_text().startswith("# keras-resnet-lab lab output")
+
+
+def test_report_is_self_contained_and_reads_this_runs_numbers(lab_run):
+    _, out = lab_run
+    page = (out / "report.html").read_text()
+    sources = re.findall(r"<img src='([^']*)'", page)
+    assert len(sources) >= 10 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page and "https://" not in page
+    summary = json.loads((out / "summary.json").read_text())
+    accuracy = summary["steps"]["train"]["residual"]["final_test_accuracy"]
+    assert f"{100 * accuracy:.1f}%" in page  # the paragraph quotes this run's number
+    assert summary["key_figures"]["export parity (max abs diff)"].startswith("savedmodel")
+
+
+def test_rerun_refuses_without_force_and_resume_skips_finished_steps(lab_run, capsys):
+    _, out = lab_run
+    assert main(["lab", "--quick", "--out", str(out)]) == 2
+    assert "already holds results" in capsys.readouterr().err
+    os.remove(out / "steps" / "report.json")
+    os.remove(out / "report.html")
+    assert main(["lab", "--quick", "--out", str(out), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already done, skipped") == 4
+    assert (out / "report.html").exists()
+
+
+CHECK = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.type)), true);
+const originalError = console.error;
+console.error = (...a) => { window.__errors.push(a.join(' ')); originalError(...a); };
+window.addEventListener('load', () => {
+  const images = Array.from(document.images);
+  const result = {images: images.length,
+                  broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
+                  errors: window.__errors};
+  document.body.setAttribute('data-check', JSON.stringify(result));
+});
+</script>"""
+
+
+def test_report_renders_in_headless_chromium(lab_run, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    _, out = lab_run
+    page = (out / "report.html").read_text().replace("<head>", "<head>" + CHECK, 1)
+    probe = tmp_path / "probe.html"
+    probe.write_text(page)
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
+    dom = subprocess.run(flags + ["--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120)
+    match = re.search(r"data-check=\"([^\"]*)\"", dom.stdout)
+    assert match, dom.stderr[-2000:]
+    result = json.loads(match.group(1).replace("&quot;", '"'))
+    assert result["images"] >= 10 and result["broken"] == 0, result
+    assert result["errors"] == []
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+    shot = tmp_path / "report.png"
+    subprocess.run(flags + ["--window-size=1200,1600", f"--screenshot={shot}",
+                            (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
