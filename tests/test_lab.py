@@ -25,7 +25,7 @@ def test_lab_writes_report_summary_and_artifacts(lab_run):
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["findings"]) == {
-        "plain_trains_worse", "lesion_plain_fragile", "short_paths_carry_gradient",
+        "plain_trains_slower", "lesion_plain_fragile", "short_paths_carry_gradient",
         "iterative_refinement", "blocks_refine_not_replace", "filters_refined_across_blocks"}
     train = summary["steps"]["train"]
     assert len(train["residual"]["train_loss"]) == len(train["plain"]["train_loss"]) == 8
