@@ -3,8 +3,9 @@
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.layers.drop_path import drop_path, linear_drop_path_rates
 from keras_resnet_lab.layers.highway import HighwayBlock
+from keras_resnet_lab.layers.looks_linear import CReLU, LooksLinear, crelu
 from keras_resnet_lab.layers.residual import MultiResidualBlock, ResidualBlock
 from keras_resnet_lab.layers.squeeze_excite import SqueezeExcite
 
-__all__ = ["BlockBase", "HighwayBlock", "MultiResidualBlock", "ResidualBlock", "SqueezeExcite",
-           "drop_path", "linear_drop_path_rates"]
+__all__ = ["BlockBase", "CReLU", "HighwayBlock", "LooksLinear", "MultiResidualBlock",
+           "ResidualBlock", "SqueezeExcite", "crelu", "drop_path", "linear_drop_path_rates"]

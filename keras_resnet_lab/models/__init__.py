@@ -36,8 +36,25 @@ from keras_resnet_lab.models.resnet import (
     resnet152,
     resnext,
 )
+from keras_resnet_lab.models.surgery import (
+    ChainStep,
+    DeletedBlock,
+    PlanStep,
+    chain_plan,
+    chain_steps,
+    drop_blocks,
+    identity_shortcut,
+    plan_model,
+    reorder_blocks,
+    repeat_block,
+    run_plan,
+    skip_block,
+)
 
 __all__ = [
+    "ChainStep", "DeletedBlock", "PlanStep", "chain_plan", "chain_steps", "drop_blocks",
+    "identity_shortcut", "plan_model", "reorder_blocks", "repeat_block", "run_plan",
+    "skip_block",
     "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "MODELS", "BlockInfo", "Stage", "block_name", "blocks",
     "build_model", "build_network", "cifar_network", "cifar_resnet", "conv_stem",
     "find_block", "freeze_batch_norm", "freeze_stages", "from_keras_applications", "head",

@@ -1,0 +1,111 @@
+"""Helpers the experiments share: data checks, losses, progress bars, evaluating plans."""
+
+import numpy as np
+
+from keras_resnet_lab.layers._checks import positive_int
+from keras_resnet_lab.models.surgery import chain_steps, plan_model, run_plan
+
+
+def check_data(model, data, max_examples=None):
+    """``data`` = ``(x, y)`` as float32 images matching ``model``'s input and int labels."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError("`data` must be a pair (x, y) of arrays (images, integer labels), got "
+                         f"{type(data).__name__}.")
+    x, y = np.asarray(data[0], dtype=np.float32), np.asarray(data[1])
+    if y.ndim == 2:
+        y = y.argmax(axis=-1)
+    expected = tuple(model.inputs[0].shape[1:])
+    if x.ndim != len(expected) + 1 or any(
+            e is not None and e != g for e, g in zip(expected, x.shape[1:])):
+        raise ValueError(f"`data` images must have shape (n, {', '.join(map(str, expected))}) "
+                         f"to match model '{model.name}', got {x.shape}.")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"`data` labels must be one integer per image ({len(x)}), got shape "
+                         f"{y.shape}.")
+    if len(x) == 0:
+        raise ValueError("`data` is empty.")
+    if max_examples is not None:
+        max_examples = positive_int("max_examples", max_examples)
+        x, y = x[:max_examples], y[:max_examples]
+    return x, y.astype(np.int64)
+
+
+def outputs_are_probabilities(model):
+    """Whether the model ends in a softmax (else its outputs are logits)."""
+    import keras
+
+    activation = getattr(model.layers[-1], "activation", None)
+    return activation is keras.activations.softmax or getattr(
+        activation, "__name__", "") == "softmax"
+
+
+def per_example_loss(outputs, labels, from_logits):
+    """Cross-entropy per example (a tensor of the outputs' backend)."""
+    import keras
+
+    return keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
+
+
+def batches(n, batch_size):
+    """``[(start, stop), ...]`` covering ``range(n)``."""
+    batch_size = positive_int("batch_size", batch_size)
+    return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def progress(iterable=None, total=None, desc=None, enabled=True):
+    """A tqdm progress bar (silent when ``enabled`` is False)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def evaluate_plans(model, data, plans, *, batch_size=256, cached=True, progress_bar=True,
+                   desc="plans"):
+    """Loss and accuracy of ``model`` and of each plan (see ``keras_resnet_lab.models.surgery``).
+
+    With ``cached=True`` every batch goes through the intact chain once, keeping the input of
+    each step; a plan then runs only from the first step where it departs from the intact
+    chain, on that cached input. With ``cached=False`` each plan is built as its own model
+    (:func:`plan_model`) and run from the input: one full forward per plan. Both run the same
+    operations on the same values, so they give the same numbers.
+
+    Returns:
+        ``(intact, [per plan])`` where each entry is a dict ``{"loss", "accuracy"}``.
+    """
+    x, y = data
+    from_logits = not outputs_are_probabilities(model)
+    intact = chain_steps(model)
+    intact_keys = [(id(s.operation), id(s.node), False) for s in intact]
+    models = None if cached else [plan_model(model, plan) for plan in plans]
+    starts = []
+    for plan in plans:
+        keys = [item.key for item in plan]
+        start = 0
+        while start < min(len(keys), len(intact_keys)) and keys[start] == intact_keys[start]:
+            start += 1
+        starts.append(start)
+    totals = np.zeros((len(plans) + 1, 2))  # loss sum, correct count
+    spans = batches(len(x), batch_size)
+    bar = progress(total=len(spans) * (len(plans) + 1), desc=desc, enabled=progress_bar)
+    for lo, hi in spans:
+        xb, yb = x[lo:hi], y[lo:hi]
+        h, cache = xb, []
+        for step in intact:
+            cache.append(h)
+            h = step(h)
+        cache.append(h)
+        outputs = [h]
+        bar.update(1)
+        for j, plan in enumerate(plans):
+            if models is not None:
+                outputs.append(models[j](xb, training=False))
+            else:
+                outputs.append(run_plan(plan[starts[j]:], cache[starts[j]]))
+            bar.update(1)
+        for j, out in enumerate(outputs):
+            out = np.asarray(out)
+            totals[j, 0] += float(np.sum(np.asarray(per_example_loss(out, yb, from_logits))))
+            totals[j, 1] += int(np.sum(out.argmax(axis=-1) == yb))
+    bar.close()
+    scores = [{"loss": t[0] / len(x), "accuracy": t[1] / len(x)} for t in totals]
+    return scores[0], scores[1:]
