@@ -24,10 +24,22 @@ def check_data(model, data, max_examples=None):
                          f"{y.shape}.")
     if len(x) == 0:
         raise ValueError("`data` is empty.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`data` images contain NaN or infinite values.")
     if max_examples is not None:
         max_examples = positive_int("max_examples", max_examples)
         x, y = x[:max_examples], y[:max_examples]
+    check_finite_outputs(model, x[:8])
     return x, y.astype(np.int64)
+
+
+def check_finite_outputs(model, x):
+    """Refuse a model whose outputs on ``x`` are NaN or infinite (diverged or corrupt weights):
+    every number an analysis would report from it would be meaningless."""
+    out = np.asarray(model(x, training=False))
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"model '{model.name}' outputs are not finite (NaN or inf) on the "
+                         "data: its weights diverged or are corrupt; analyses refuse it.")
 
 
 def outputs_are_probabilities(model):

@@ -1,7 +1,23 @@
-"""``keras-resnet-lab train``: train a named model on a dataset, resumably."""
+"""``keras-resnet-lab train``: train a named model on a dataset, resumably.
+
+Scale and speed options:
+
+- ``--strategy mirrored``: every local GPU holds a replica (``tf.distribute.MirroredStrategy``);
+  ``--batch-size`` is the global batch.
+- ``--workers N``: N worker processes on this machine train one model together with
+  ``tf.distribute.MultiWorkerMirroredStrategy`` (each gets a ``TF_CONFIG`` for free ports on
+  127.0.0.1; worker 0 writes ``--out``, the others ``--out/.workers/worker-<i>`` and log to
+  ``--out/.workers/worker-<i>.log``). On a real cluster, set ``TF_CONFIG`` on each machine
+  and run the same command with ``--strategy multiworker`` on each (see
+  ``keras_resnet_lab.training.strategy``).
+- ``--mixed-precision [float16|bfloat16]``: build the model under ``mixed_float16`` (default;
+  GPUs with tensor cores) or ``mixed_bfloat16`` with float32 logits.
+- ``--xla``: compile the train step with XLA (``jit_compile=True``).
+"""
 
 import json
 import os
+import sys
 
 DEFAULT_EPOCHS = 15
 
@@ -30,8 +46,20 @@ def register(subparsers):
                              "general: AdamW with warm-up and cosine decay")
     parser.add_argument("--lr", type=float, default=None, help="base learning rate")
     parser.add_argument("--strategy", default=None,
-                        help="tf.distribute strategy: default, mirrored or multiworker "
-                             "(multiworker reads TF_CONFIG)")
+                        help="tf.distribute strategy: default, mirrored (all local GPUs) or "
+                             "multiworker (reads TF_CONFIG: run the same command on every "
+                             "machine of the cluster)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="train with N local worker processes (MultiWorkerMirroredStrategy "
+                             "on 127.0.0.1); worker 0 writes --out")
+    parser.add_argument("--worker-timeout", type=float, default=None,
+                        help="with --workers: stop every worker after this many seconds")
+    parser.add_argument("--mixed-precision", nargs="?", const="float16", default=None,
+                        choices=("float16", "bfloat16"),
+                        help="mixed precision: float16 (default when given; GPUs) or bfloat16 "
+                             "(TPUs, CPUs with AMX/AVX512-BF16); logits stay float32")
+    parser.add_argument("--xla", action="store_true",
+                        help="compile the training step with XLA (jit_compile=True)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--force", action="store_true",
@@ -40,21 +68,86 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
+def _worker_argv(args):
+    """The ``train`` arguments one worker of ``--workers`` runs (same run, multiworker)."""
+    argv = ["train", "--model", args.model, "--dataset", args.dataset,
+            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+            "--recipe", args.recipe, "--seed", str(args.seed), "--out", args.out,
+            "--strategy", "multiworker"]
+    for flag, value in (("--data-dir", args.data_dir), ("--image-size", args.image_size),
+                        ("--lr", args.lr), ("--mixed-precision", args.mixed_precision)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, value in (("--plain", args.plain), ("--force", args.force),
+                        ("--quiet", args.quiet), ("--xla", args.xla)):
+        if value:
+            argv.append(flag)
+    return argv
+
+
+def _launch_workers(args):
+    from keras_resnet_lab.commands._common import CliError, prepare_out_dir
+    from keras_resnet_lab.training.strategy import launch_local_workers
+
+    if args.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {args.workers}")
+    if args.strategy not in (None, "multiworker"):
+        raise CliError(f"--workers trains with --strategy multiworker, got --strategy "
+                       f"{args.strategy}")
+    if os.environ.get("TF_CONFIG"):
+        raise CliError("--workers starts its own cluster but TF_CONFIG is already set; unset "
+                       "it, or run with --strategy multiworker on each machine instead")
+    if args.worker_timeout is not None and args.worker_timeout <= 0:
+        raise CliError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
+    _check_finished(args)
+    prepare_out_dir(args.out, force=True)
+    command = [sys.executable, "-m", "keras_resnet_lab.cli", *_worker_argv(args)]
+    log_dir = os.path.join(args.out, ".workers")
+    print(f"launching {args.workers} workers (MultiWorkerMirroredStrategy on 127.0.0.1); "
+          f"logs of workers 1+ in {log_dir}", flush=True)
+    # The workers import this very package, wherever it was imported from.
+    import keras_resnet_lab
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(keras_resnet_lab.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    codes = launch_local_workers(command, args.workers, log_dir=log_dir, env=env,
+                                 timeout=args.worker_timeout)
+    if any(codes):
+        raise CliError(f"multi-worker training failed: exit codes {codes} (worker 0 first; "
+                       f"see {log_dir}/worker-<i>.log)")
+    return 0
+
+
+def _check_finished(args):
+    from keras_resnet_lab.commands._common import CliError
+
+    finished = (os.path.exists(os.path.join(args.out, "model.keras"))
+                and not os.path.exists(os.path.join(args.out, "backup")))
+    if finished and not args.force:
+        raise CliError(f"--out {args.out} already holds a finished run; pass --force to train "
+                       "again from scratch")
+
+
 def run(args):
+    if args.epochs < 1:
+        from keras_resnet_lab.commands._common import CliError
+
+        raise CliError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.workers is not None:
+        return _launch_workers(args)
     import keras
 
     from keras_resnet_lab.commands._common import CliError, prepare_out_dir
     from keras_resnet_lab.data import dataset_info, load_dataset
     from keras_resnet_lab.models import build_model
     from keras_resnet_lab.training import fit, general_recipe, he_cifar_recipe
+    from keras_resnet_lab.training.strategy import get_strategy
 
-    if args.epochs < 1:
-        raise CliError(f"--epochs must be >= 1, got {args.epochs}")
-    finished = (os.path.exists(os.path.join(args.out, "model.keras"))
-                and not os.path.exists(os.path.join(args.out, "backup")))
-    if finished and not args.force:
-        raise CliError(f"--out {args.out} already holds a finished run; pass --force to train "
-                       "again from scratch")
+    # First, before any TensorFlow op: a multi-worker strategy configures the runtime's
+    # collective ops, which must happen before TensorFlow initializes its devices.
+    strategy = get_strategy(args.strategy)
+    _check_finished(args)
     prepare_out_dir(args.out, force=True)
     resuming = os.path.isdir(os.path.join(args.out, "backup")) and not args.force
     info = dataset_info(args.dataset, image_size=args.image_size)
@@ -77,16 +170,21 @@ def run(args):
     if resuming:
         print(f"resuming the run in {args.out}")
     result = fit(model_fn, train_ds, args.epochs, recipe, args.out, validation_data=test_ds,
-                 strategy=args.strategy, resume=not args.force, seed=args.seed,
-                 verbose=2 if args.quiet else 1)
+                 strategy=strategy, resume=not args.force, seed=args.seed,
+                 verbose=2 if args.quiet else 1, precision=args.mixed_precision,
+                 jit_compile=True if args.xla else "auto")
     if result.terminated:
         raise CliError(f"training stopped: {result.terminated}")
     loss, accuracy = result.model.evaluate(test_ds, verbose=0)[:2]
     summary = {"model": result.model.name, "dataset": args.dataset, "epochs": args.epochs,
                "recipe": recipe.to_dict(), "test_loss": float(loss),
-               "test_accuracy": float(accuracy), "parameters": int(result.model.count_params())}
+               "test_accuracy": float(accuracy), "parameters": int(result.model.count_params()),
+               "precision": result.precision, "xla": bool(args.xla),
+               "replicas": result.num_replicas}
     from keras_resnet_lab.training import atomic_write_json
 
-    atomic_write_json(summary, os.path.join(args.out, "results.json"))
+    # Under multi-worker training result.out_dir is --out for the chief and
+    # --out/.workers/<task> for the other workers.
+    atomic_write_json(summary, os.path.join(result.out_dir, "results.json"))
     print(json.dumps({k: summary[k] for k in ("model", "dataset", "test_accuracy")}))
     return 0

@@ -12,6 +12,7 @@ Example:
 from .atomic import atomic_path, atomic_write_json, save_model_atomic
 from .callbacks import (
     HISTORY_FORMAT,
+    AtomicBackupAndRestore,
     AtomicModelCheckpoint,
     JsonHistory,
     TerminateOnNonFinite,
@@ -22,6 +23,13 @@ from .loop import TrainResult, as_dataset, fit
 from .losses import SparseCategoricalCrossentropyWithSmoothing, classification_loss
 from .optimizers import CoupledWeightDecaySGD
 from .plots import plot_history
+from .precision import (
+    POLICIES,
+    float32_outputs,
+    mixed_precision_model,
+    policy_scope,
+    resolve_policy,
+)
 from .recipes import (
     OPTIMIZERS,
     SCHEDULES,
@@ -33,15 +41,27 @@ from .recipes import (
     output_applies_softmax,
 )
 from .schedules import WARMUP_MODES, StepDecay, WarmupCosineDecay
-from .strategy import STRATEGIES, get_strategy, is_chief, worker_id
+from .strategy import (
+    STRATEGIES,
+    free_ports,
+    get_strategy,
+    is_chief,
+    is_multi_worker,
+    launch_local_workers,
+    patch_for_multi_worker,
+    tf_config,
+    worker_id,
+)
 
 __all__ = [
     "HISTORY_FORMAT",
     "OPTIMIZERS",
+    "POLICIES",
     "SCHEDULES",
     "STRATEGIES",
     "WARMUP_MODES",
     "WEIGHT_DECAY_MODES",
+    "AtomicBackupAndRestore",
     "AtomicModelCheckpoint",
     "CoupledWeightDecaySGD",
     "JsonHistory",
@@ -55,6 +75,15 @@ __all__ = [
     "atomic_path",
     "atomic_write_json",
     "classification_loss",
+    "float32_outputs",
+    "free_ports",
+    "is_multi_worker",
+    "launch_local_workers",
+    "mixed_precision_model",
+    "patch_for_multi_worker",
+    "policy_scope",
+    "resolve_policy",
+    "tf_config",
     "compile_model",
     "fit",
     "general_recipe",

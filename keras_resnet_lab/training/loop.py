@@ -27,10 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from .atomic import save_model_atomic
-from .callbacks import JsonHistory, TerminateOnNonFinite
+from .callbacks import AtomicBackupAndRestore, JsonHistory, TerminateOnNonFinite
 from .plots import plot_history
+from .precision import mixed_precision_model, resolve_policy
 from .recipes import Recipe, compile_model
-from .strategy import get_strategy, is_chief, worker_id
+from .strategy import get_strategy, is_chief, is_multi_worker, patch_for_multi_worker, worker_id
 
 __all__ = ["TrainResult", "as_dataset", "fit"]
 
@@ -51,6 +52,9 @@ class TrainResult:
         epochs_run: epochs trained by this call.
         terminated: ``TerminateOnNonFinite``'s message when the loss diverged, else ``None``.
         recipe: the recipe as a dict.
+        precision: the Keras dtype policy the model was built under (``"float32"``,
+            ``"mixed_float16"`` or ``"mixed_bfloat16"``).
+        num_replicas: replicas that trained in sync (GPUs x workers; 1 without distribution).
 
     Example:
         >>> result = fit(build, (x, y), 10, he_cifar_recipe(), "runs/a")  # doctest: +SKIP
@@ -67,6 +71,8 @@ class TrainResult:
     epochs_run: int = 0
     terminated: str | None = None
     recipe: dict = dataclasses.field(default_factory=dict)
+    precision: str = "float32"
+    num_replicas: int = 1
 
     @property
     def paths(self):
@@ -181,6 +187,7 @@ def fit(
     metrics=("accuracy",),
     jit_compile="auto",
     seed=None,
+    precision=None,
 ):
     """Build, compile and train a model with ``recipe``; write results into ``out_dir``.
 
@@ -191,7 +198,16 @@ def fit(
     ``TerminateOnNonFinite``, then yours. After training, ``model.keras`` and ``curves.png``
     are written atomically. Under a multi-worker strategy only the chief writes into
     ``out_dir``; other workers write into ``out_dir/.workers/<task>`` (so their backups do
-    not collide).
+    not collide), and Keras's multi-worker failures are worked around
+    (``patch_for_multi_worker``): every worker then logs the same, worker-averaged, metrics.
+    Give every worker the same ``seed`` so that they shuffle alike, and create the
+    multi-worker strategy (``get_strategy("multiworker")``) before anything else in the
+    process uses TensorFlow (its collective ops must be configured at start-up), then pass it.
+
+    Mixed precision: with ``precision="mixed_float16"`` (GPUs) or ``"mixed_bfloat16"``
+    the model is built under that policy with float32 logits (``mixed_precision_model``);
+    ``mixed_float16`` gets dynamic loss scaling from ``model.compile``. XLA:
+    ``jit_compile=True``.
 
     Args:
         model_fn: zero-argument callable returning the (uncompiled) ``keras.Model``.
@@ -213,8 +229,10 @@ def fit(
         batch_size: batch size for array inputs.
         loss: loss instead of the default (see ``compile_model``).
         metrics: metrics for ``compile_model``.
-        jit_compile: ``"auto"``, True or False (see ``compile_model``).
+        jit_compile: ``"auto"``, True (XLA) or False (see ``compile_model``).
         seed: shuffle seed for array inputs.
+        precision: ``None``/``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"`` (or the
+            short ``"float16"``, ``"bfloat16"``): the Keras dtype policy of the model.
 
     Returns:
         ``TrainResult``.
@@ -254,6 +272,7 @@ def fit(
             raise ValueError(
                 f"callbacks must hold keras.callbacks.Callback objects, got {type(cb).__name__}"
             )
+    policy = resolve_policy(precision)
     if strategy is None or isinstance(strategy, str):
         strategy = get_strategy(strategy)
     elif not isinstance(strategy, tf.distribute.Strategy):
@@ -288,7 +307,7 @@ def fit(
     steps = _steps_per_epoch(train_data, train_ds, batch_size, steps_per_epoch)
 
     with strategy.scope():
-        model = model_fn()
+        model = mixed_precision_model(model_fn, policy)
         if not isinstance(model, keras.Model):
             raise ValueError(f"model_fn must return a keras.Model, got {type(model).__name__}")
         _ensure_built(model, train_ds)
@@ -301,12 +320,15 @@ def fit(
             metrics=metrics,
             jit_compile=jit_compile,
         )
+    if is_multi_worker(strategy):
+        x, y = next(iter(train_ds.take(1)))[:2]
+        patch_for_multi_worker(model, (x, y), strategy)
 
     history_cb = JsonHistory(history_path, resume=resume)
     terminate_cb = TerminateOnNonFinite()
     all_callbacks = [
         history_cb,
-        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
+        AtomicBackupAndRestore(backup_dir, delete_checkpoint=True),
         terminate_cb,
         *callbacks,
     ]
@@ -322,7 +344,13 @@ def fit(
     epochs_run = len(keras_history.epoch)
     initial_epoch = keras_history.epoch[0] if keras_history.epoch else int(epochs)
 
-    save_model_atomic(model, model_path)
+    if terminate_cb.message is None:
+        save_model_atomic(model, model_path)
+    elif verbose:
+        # A diverged model is not saved: the last good epoch stays in backup/ and a later
+        # run with the same out_dir resumes from it.
+        print(f"fit: {terminate_cb.message}; model.keras not written, the last good epoch is "
+              f"kept in {backup_dir}")
     plot_history(history_cb.records, curves_path, title=f"{model.name} ({recipe.name})")
     if verbose:
         print(f"fit: results in {write_dir} (model.keras, history.json, curves.png)")
@@ -337,4 +365,6 @@ def fit(
         epochs_run=epochs_run,
         terminated=terminate_cb.message,
         recipe=recipe.to_dict(),
+        precision=policy,
+        num_replicas=int(strategy.num_replicas_in_sync),
     )
