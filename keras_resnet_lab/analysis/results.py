@@ -9,10 +9,10 @@ figures are drawn with matplotlib's Agg canvas without touching the global pyplo
 import dataclasses
 import json
 import math
-import os
-import uuid
 
 import numpy as np
+
+from keras_resnet_lab.atomic import atomic_write_text, save_figure  # noqa: F401
 
 
 def jsonable(value):
@@ -40,31 +40,6 @@ def jsonable(value):
     return value
 
 
-def _temporary(path):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    stem, ext = os.path.splitext(os.path.basename(path))
-    return path, os.path.join(folder, f".{stem}-{uuid.uuid4().hex[:8]}.tmp{ext}")
-
-
-def atomic_write_text(text, path):
-    """Write ``text`` to ``path`` atomically; returns ``path``.
-
-    Example:
-        >>> atomic_write_text("hello", "out/note.txt")  # doctest: +SKIP
-    """
-    path, tmp = _temporary(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def atomic_write_json(obj, path):
     """Write ``obj`` (made :func:`jsonable`) as strict JSON to ``path`` atomically.
 
@@ -83,24 +58,6 @@ def new_figure(ncols=1, nrows=1, width=5.0, height=4.0):
     FigureCanvasAgg(figure)
     axes = figure.subplots(nrows, ncols, squeeze=False)
     return figure, [ax for row in axes for ax in row]
-
-
-def save_figure(figure, path, dpi=110):
-    """Save ``figure`` to ``path`` (PNG by extension) atomically; returns ``path``.
-
-    Example:
-        >>> fig, (ax,) = new_figure()
-        >>> save_figure(fig, "out/a.png")  # doctest: +SKIP
-    """
-    path, tmp = _temporary(path)
-    fmt = os.path.splitext(path)[1].lstrip(".") or "png"
-    try:
-        figure.savefig(tmp, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 class Result:

@@ -13,6 +13,8 @@ import os
 import shutil
 import uuid
 
+from keras_resnet_lab.atomic import atomic_path
+
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
@@ -124,24 +126,8 @@ def commit(tmp, target, overwrite):
         os.remove(old)
 
 
-@contextlib.contextmanager
-def atomic_file(path):
-    """Yield a temporary file path next to ``path``; on success ``os.replace`` it onto ``path``.
-
-    Example:
-        >>> with atomic_file("out/parity.png") as tmp:  # doctest: +SKIP
-        ...     figure.savefig(tmp, format="png")
-    """
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path),
-                       f".{os.path.basename(path)}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+#: Yield a temporary file path next to ``path``; on success it replaces ``path`` atomically.
+atomic_file = atomic_path
 
 
 def write_json(path, data):

@@ -5,7 +5,7 @@ import dataclasses
 import html
 import os
 
-from keras_resnet_lab.training.atomic import atomic_path
+from keras_resnet_lab.atomic import atomic_path
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;

@@ -85,7 +85,7 @@ class Lab:
 
     def run(self, resume=False):
         """Run every step (skipping finished ones when ``resume``); returns the numbers."""
-        from keras_resnet_lab.training.atomic import atomic_write_json
+        from keras_resnet_lab.atomic import atomic_write_json
 
         total = time.time()
         for i, step in enumerate(STEPS, start=1):

@@ -168,7 +168,7 @@ def read_export(export):
 def write_report(lab):
     """Write ``report.html``, ``summary.json`` and ``README.md`` into the lab's folder."""
     from keras_resnet_lab import __version__
-    from keras_resnet_lab.training.atomic import atomic_path, atomic_write_json
+    from keras_resnet_lab.atomic import atomic_path, atomic_write_json
 
     cfg, numbers = lab.config, lab.numbers
     fig = lambda name: lab.path("figures", name)  # noqa: E731

@@ -9,7 +9,8 @@ Example:
     ...              out_dir="runs/resnet20", validation_data=(x_val, y_val))  # doctest: +SKIP
 """
 
-from .atomic import atomic_path, atomic_write_json, save_model_atomic
+from keras_resnet_lab.atomic import atomic_path, atomic_write_json, save_model_atomic
+
 from .callbacks import (
     HISTORY_FORMAT,
     AtomicBackupAndRestore,

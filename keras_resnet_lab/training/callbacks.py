@@ -22,7 +22,7 @@ import time
 import keras
 import numpy as np
 
-from .atomic import atomic_write_json, save_model_atomic
+from keras_resnet_lab.atomic import atomic_write_json, save_model_atomic
 
 __all__ = [
     "HISTORY_FORMAT",

@@ -26,7 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .atomic import save_model_atomic
+from keras_resnet_lab.atomic import save_model_atomic
+
 from .callbacks import AtomicBackupAndRestore, JsonHistory, TerminateOnNonFinite
 from .plots import plot_history
 from .precision import mixed_precision_model, resolve_policy

@@ -14,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .atomic import atomic_path
+from keras_resnet_lab.atomic import atomic_path
+
 from .callbacks import history_columns
 
 __all__ = ["ACCURACY_KEYS", "plot_history"]

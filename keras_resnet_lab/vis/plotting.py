@@ -4,24 +4,14 @@ Every figure is a grid of small image panels with a title per panel and a title 
 grid naming the model, the block, the class or filter and the method.
 """
 
-import json
 import os
 import textwrap
-import uuid
 
 import numpy as np
 
+from keras_resnet_lab import atomic
+
 __all__ = ["atomic_write_json", "display_image", "image_grid", "save_figure", "wrap_title"]
-
-
-def _atomic_target(path):
-    path = os.fspath(path)
-    if not path or path.endswith(os.sep) or os.path.isdir(path):
-        raise ValueError(f"`path` must name a file, got {path!r}.")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    stem, ext = os.path.splitext(os.path.basename(path))
-    return path, os.path.join(folder, f".{stem}-{uuid.uuid4().hex[:8]}.tmp{ext}")
 
 
 def save_figure(figure, path, dpi=110):
@@ -37,33 +27,16 @@ def save_figure(figure, path, dpi=110):
     """
     import matplotlib.pyplot as plt
 
-    path, tmp = _atomic_target(path)
+    path = os.fspath(path)
+    if not path or os.path.isdir(path):
+        raise ValueError(f"`path` must name a file, got {path!r}.")
     try:
-        figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        return atomic.save_figure(figure, path, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
-def atomic_write_json(data, path):
-    """Write ``data`` as indented JSON to ``path`` atomically; returns ``path``.
-
-    Example:
-        >>> atomic_write_json(result.to_dict(), "out/result.json")
-    """
-    path, tmp = _atomic_target(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+atomic_write_json = atomic.atomic_write_json
 
 
 def display_image(image):

@@ -13,7 +13,8 @@ import json
 import os
 import uuid
 
-__all__ = ["atomic_path", "atomic_write_json", "save_model_atomic"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "save_figure",
+           "save_model_atomic"]
 
 
 def _fsync_file(path):
@@ -61,6 +62,29 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_write_text(text, path):
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``.
+
+    Example:
+        >>> atomic_write_text("hello", "out/note.txt")  # doctest: +SKIP
+    """
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    return os.fspath(path)
+
+
+def save_figure(figure, path, dpi=110, **savefig_kwargs):
+    """Save a matplotlib ``figure`` to ``path`` atomically (format from the extension).
+
+    Example:
+        >>> save_figure(figure, "out/curves.png")  # doctest: +SKIP
+    """
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=fmt, dpi=dpi, **savefig_kwargs)
+    return os.fspath(path)
 
 
 def atomic_write_json(obj, path, indent=2):
