@@ -194,3 +194,35 @@ def test_grow_network_script_quick(tmp_path):
     acc = result["accuracy"]
     assert acc["grown"] > acc["small_before_growing"] - 0.05  # growing does not undo learning
     assert (tmp_path / "grow_network.png").stat().st_size > 1000
+
+
+def test_options_in_the_cli_serialize_and_export_to_onnx(tmp_path, capsys):
+    import json
+
+    from keras_resnet_lab.cli import main
+    from keras_resnet_lab.export import export_onnx
+    from keras_resnet_lab.models import insert_blocks
+
+    out = tmp_path / "run"
+    code = main(["train", "--model", "resnet18", "--dataset", "digits", "--image-size", "32",
+                 "--epochs", "1", "--recipe", "general", "--stem", "deep", "--avg-down",
+                 "--output-stride", "16", "--learnable-scale", "--drop-path", "0.1",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    chain = blocks(model)
+    assert model.get_layer("stem_conv3").filters == 128  # deep stem, stem_width 64
+    assert chain[2].layer.avg_down and chain[-1].layer.dilation_rate == 2
+    assert all(b.layer.learnable_scale for b in chain)
+    np.testing.assert_allclose([b.layer.drop_path_rate for b in chain],
+                               np.linspace(0, 0.1, len(chain)), atol=1e-7)
+    grown = insert_blocks(model, after=["stage2_block2"], kind="rezero")
+    manifest = export_onnx(grown, tmp_path / "onnx")
+    names = [o["name"] for o in manifest.outputs]
+    assert "stage2_block2_1" in names and manifest.parity["passed"]
+    assert json.loads((out / "results.json").read_text())["epochs"] == 1
+    capsys.readouterr()
+    assert main(["train", "--model", "resnet20", "--stem", "deep", "--epochs", "1",
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "stem" in err[0]

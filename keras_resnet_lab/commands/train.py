@@ -60,12 +60,39 @@ def register(subparsers):
                              "(TPUs, CPUs with AMX/AVX512-BF16); logits stay float32")
     parser.add_argument("--xla", action="store_true",
                         help="compile the training step with XLA (jit_compile=True)")
+    options = parser.add_argument_group(
+        "model options", "variants of the blocks and builders (README: Model options)")
+    options.add_argument("--drop-path", type=float, default=None, metavar="RATE",
+                         help="stochastic depth: drop-path rate growing linearly to RATE")
+    options.add_argument("--learnable-scale", action="store_true",
+                         help="ReZero: each branch times a learned alpha starting at 0")
+    options.add_argument("--zero-init-residual", action="store_true",
+                         help="last batch-norm gamma of each branch starts at 0")
+    options.add_argument("--se-ratio", type=float, default=None,
+                         help="squeeze-and-excitation ratio (e.g. 0.25)")
+    options.add_argument("--avg-down", action="store_true",
+                         help="ResNet-D shortcut: average-pool, then 1x1 projection")
+    options.add_argument("--stem", choices=("classic", "deep"), default=None,
+                         help="ImageNet ResNets: deep stem of three 3x3 convolutions (ResNet-C/D)")
+    options.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,
+                         help="ImageNet ResNets: dilate the last stages instead of striding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--force", action="store_true",
                         help="start over in an --out that already holds a finished run")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no bar")
     parser.set_defaults(func=run)
+
+
+def model_options(args):
+    """The builder keyword arguments of the ``model options`` flags that were given."""
+    options = {"drop_path_rate": args.drop_path, "se_ratio": args.se_ratio, "stem": args.stem,
+               "output_stride": args.output_stride}
+    options = {k: v for k, v in options.items() if v is not None}
+    for flag in ("learnable_scale", "zero_init_residual", "avg_down"):
+        if getattr(args, flag):
+            options[flag] = True
+    return options
 
 
 def _worker_argv(args):
@@ -75,11 +102,16 @@ def _worker_argv(args):
             "--recipe", args.recipe, "--seed", str(args.seed), "--out", args.out,
             "--strategy", "multiworker"]
     for flag, value in (("--data-dir", args.data_dir), ("--image-size", args.image_size),
-                        ("--lr", args.lr), ("--mixed-precision", args.mixed_precision)):
+                        ("--lr", args.lr), ("--mixed-precision", args.mixed_precision),
+                        ("--drop-path", args.drop_path), ("--se-ratio", args.se_ratio),
+                        ("--stem", args.stem), ("--output-stride", args.output_stride)):
         if value is not None:
             argv += [flag, str(value)]
     for flag, value in (("--plain", args.plain), ("--force", args.force),
-                        ("--quiet", args.quiet), ("--xla", args.xla)):
+                        ("--quiet", args.quiet), ("--xla", args.xla),
+                        ("--learnable-scale", args.learnable_scale),
+                        ("--zero-init-residual", args.zero_init_residual),
+                        ("--avg-down", args.avg_down)):
         if value:
             argv.append(flag)
     return argv
@@ -154,8 +186,11 @@ def run(args):
 
     def model_fn():
         keras.utils.set_random_seed(args.seed)
-        return build_model(args.model, plain=args.plain, input_shape=info.input_shape,
-                           num_classes=info.num_classes)
+        try:
+            return build_model(args.model, plain=args.plain, input_shape=info.input_shape,
+                               num_classes=info.num_classes, **model_options(args))
+        except TypeError as error:
+            raise CliError(f"model {args.model!r} does not take these options: {error}") from None
 
     def data(split, **kwargs):
         return load_dataset(args.dataset, split=split, batch_size=args.batch_size,
