@@ -82,6 +82,3 @@ class Result:
         figure, axes = new_figure(self.figure_columns)
         self.draw(axes)
         return save_figure(figure, path)
-
-    def draw(self, axes):  # pragma: no cover - every result overrides it
-        raise NotImplementedError
