@@ -130,6 +130,23 @@ def digits(image_size, batch_size=None):
     return (x_train, y_train), test
 
 
+def training_data(cfg, quick):
+    """The data of a reproduction: ``(train, test, steps_per_epoch, on_digits)``.
+
+    CIFAR-10 when it is prepared locally and the run is not ``quick``, else the embedded digits
+    at ``cfg["image_size"]`` (training set cut to a multiple of ``cfg["batch_size"]``); records
+    which in ``cfg["dataset"]``.
+    """
+    data = None if quick else cifar10_or_none()
+    if data is None:
+        cfg["dataset"] = f"digits {cfg['image_size']}x{cfg['image_size']}"
+        train, test = digits(cfg["image_size"], cfg["batch_size"])
+        return train, test, len(train[0]) // cfg["batch_size"], True
+    cfg["dataset"] = "cifar10"
+    train, test = data
+    return train, test, 390, False
+
+
 def cifar10_or_none():
     """CIFAR-10 ``(train_dataset, (x_test, y_test))`` when prepared locally, else None."""
     import numpy as np

@@ -47,13 +47,7 @@ def main(argv=None):
         cfg["epochs"] = args.epochs
     if args.blocks_per_stage:
         cfg["blocks_per_stage"] = args.blocks_per_stage
-    data = None if args.quick else _common.cifar10_or_none()
-    if data is None:
-        cfg["dataset"] = f"digits {cfg['image_size']}x{cfg['image_size']}"
-        train, test = _common.digits(cfg["image_size"], cfg["batch_size"])
-    else:
-        cfg["dataset"] = "cifar10"
-        train, test = data
+    train, test, _, _ = _common.training_data(cfg, args.quick)
     models = []
     for plain in (False, True):
         keras.utils.set_random_seed(args.seed)

@@ -45,15 +45,7 @@ def main(argv=None):
         cfg["epochs"] = args.epochs
     if args.samples:
         cfg["samples_per_length"] = args.samples
-    data = None if args.quick else _common.cifar10_or_none()
-    if data is None:
-        cfg["dataset"] = f"digits {cfg['image_size']}x{cfg['image_size']}"
-        train, test = _common.digits(cfg["image_size"], cfg["batch_size"])
-        steps = len(train[0]) // cfg["batch_size"]
-    else:
-        cfg["dataset"] = "cifar10"
-        train, test = data
-        steps = 390
+    train, test, steps, _ = _common.training_data(cfg, args.quick)
     keras.utils.set_random_seed(args.seed)
     model = cifar_network(cfg["blocks_per_stage"], widths=cfg["widths"], preact=True,
                           shortcut="A", input_shape=test[0].shape[1:], num_classes=10,

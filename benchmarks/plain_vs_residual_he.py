@@ -49,15 +49,8 @@ def main(argv=None):
     for depth in cfg["depths"]:
         if depth < 8 or (depth - 2) % 6:
             raise SystemExit(f"--depths must be 6n+2 (8, 14, 20, ...), got {depth}")
-    data = None if args.quick else _common.cifar10_or_none()
-    if data is None:
-        cfg["dataset"] = f"digits {cfg['image_size']}x{cfg['image_size']}"
-        train, test = _common.digits(cfg["image_size"], cfg["batch_size"])
-        train_eval, steps = train, len(train[0]) // cfg["batch_size"]
-    else:
-        cfg["dataset"] = "cifar10"
-        train, test = data
-        train_eval, steps = None, 390
+    train, test, steps, on_digits = _common.training_data(cfg, args.quick)
+    train_eval = train if on_digits else None
     curves = {}
     for depth in cfg["depths"]:
         for plain in (True, False):

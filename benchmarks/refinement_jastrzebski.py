@@ -45,15 +45,7 @@ def main(argv=None):
     cfg = dict(QUICK if args.quick else FULL)
     if args.epochs:
         cfg["epochs"] = args.epochs
-    data = None if args.quick else _common.cifar10_or_none()
-    if data is None:
-        cfg["dataset"] = f"digits {cfg['image_size']}x{cfg['image_size']}"
-        train, test = _common.digits(cfg["image_size"], cfg["batch_size"])
-        steps = len(train[0]) // cfg["batch_size"]
-    else:
-        cfg["dataset"] = "cifar10"
-        train, test = data
-        steps = 390
+    train, test, steps, _ = _common.training_data(cfg, args.quick)
     probe = (test[0][:cfg["probe_examples"]], test[1][:cfg["probe_examples"]])
     keras.utils.set_random_seed(args.seed)
     model = cifar_network(cfg["blocks_per_stage"], widths=cfg["widths"], preact=True,
