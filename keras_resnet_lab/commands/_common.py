@@ -12,6 +12,14 @@ class CliError(Exception):
 USER_ERRORS = (CliError, ValueError, FileNotFoundError, FileExistsError, PermissionError)
 
 
+def add_run_arguments(parser):
+    """``--seed``, ``--force`` and ``--quiet``, as every file-writing analysis command has them."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out that already holds files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def load_model_file(path):
     """Load a ``.keras`` model safely (``safe_mode=True``), with one clear error if it can't be.
 

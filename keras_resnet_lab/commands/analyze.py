@@ -1,5 +1,7 @@
 """``keras-resnet-lab analyze``: run one of the papers' experiments on a saved model."""
 
+from keras_resnet_lab.commands._common import add_run_arguments
+
 EXPERIMENTS = ("lesion", "paths", "refinement", "similarity")
 DATASETS = ("digits",)
 
@@ -30,10 +32,7 @@ def register(subparsers):
     parser.add_argument("--samples-per-length", type=int, default=32,
                         help="paths: samples per path length (default 32; Veit et al. used "
                              "1000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true",
-                        help="write into an --out that already holds files")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
