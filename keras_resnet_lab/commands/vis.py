@@ -2,6 +2,8 @@
 
 import re
 
+from keras_resnet_lab.commands._common import add_run_arguments
+
 METHODS = ("saliency", "gradcam", "gradcam++", "scorecam", "filters", "refinement")
 _FILE_NAMES = {"saliency": "saliency", "gradcam": "gradcam", "gradcam++": "gradcam_pp",
                "scorecam": "scorecam"}
@@ -50,10 +52,7 @@ def register(subparsers):
                         help="saliency: SmoothGrad with this many noisy samples (default 0)")
     parser.add_argument("--steps", type=int, default=100,
                         help="activation-maximization steps (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true",
-                        help="write into an --out that already holds files")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
