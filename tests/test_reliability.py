@@ -126,3 +126,83 @@ def test_unsafe_lambda_models_are_refused(tmp_path, capsys):
     model.save(tmp_path / "lambda.keras")
     assert main(["export", str(tmp_path / "lambda.keras"), "--out", str(tmp_path / "o")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _fit_tiny(out, epochs, **kwargs):
+    from keras_resnet_lab.models import cifar_network
+    from keras_resnet_lab.training import fit, general_recipe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
+    y = (np.arange(32) % 3).astype("int32")
+    return fit(lambda: cifar_network(1, widths=(4,), input_shape=(8, 8, 3), num_classes=3),
+               (x, y), epochs, general_recipe(warmup_epochs=0), out, batch_size=16, verbose=0,
+               **kwargs)
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt  # an interrupted run: the backup of epoch 1 stays
+
+
+@pytest.mark.parametrize("damage", ["truncated_weights", "bad_metadata"])
+def test_a_corrupt_backup_gives_one_clear_error(damage, tmp_path, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        _fit_tiny(tmp_path, 3, callbacks=[_StopAfterFirstEpoch()])
+    backup = tmp_path / "backup"
+    weights = next(backup.glob("*.weights.h5"))
+    if damage == "truncated_weights":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        (backup / "training_metadata.json").write_text('{"epoch": ')
+    with pytest.raises(ValueError, match="cannot resume from the training backup .*corrupt"):
+        _fit_tiny(tmp_path, 3)
+    assert backup.is_dir()  # the damaged backup is left for the user to inspect, not deleted
+
+
+def test_train_resume_flag_needs_an_interrupted_run(tmp_path, capsys):
+    assert main(["train", "--dataset", "digits", "--epochs", "1", "--resume",
+                 "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no interrupted run" in err[0], err
+    assert main(["train", "--resume", "--force", "--out", str(tmp_path / "x")]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "not_a_model"])
+def test_train_resume_bad_model_files_give_one_error_line(kind, tmp_path, capsys):
+    path = tmp_path / "model.keras"
+    if kind == "truncated":
+        good = tmp_path / "good.keras"
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(good)
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "not_a_model":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "hello")
+    assert main(["train", "--resume", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    assert not (tmp_path / "out").exists()  # nothing was written for a refused command
+
+
+def test_train_resume_a_saved_model_trains_it_further(tmp_path, capsys):
+    from keras_resnet_lab.models import cifar_network
+
+    model = cifar_network(1, widths=(4,), input_shape=(8, 8, 3), num_classes=10, name="tiny")
+    model.save(tmp_path / "tiny.keras")
+    before = [w.copy() for w in model.get_weights()]
+    argv = ["train", "--resume", str(tmp_path / "tiny.keras"), "--dataset", "digits",
+            "--image-size", "8", "--epochs", "1", "--batch-size", "64", "--quiet",
+            "--out", str(tmp_path / "more")]
+    assert main(argv) == 0
+    assert "training " + str(tmp_path / "tiny.keras") + " further" in capsys.readouterr().out
+    trained = keras.models.load_model(tmp_path / "more" / "model.keras", compile=False)
+    assert trained.name == "tiny" and trained.count_params() == model.count_params()
+    assert any(not np.allclose(a, b) for a, b in zip(before, trained.get_weights()))
+    # the architecture comes from the file: a model name or option cannot change it
+    assert main(argv[:-1] + [str(tmp_path / "other"), "--model", "resnet56"]) == 2
+    assert "--model cannot change it" in capsys.readouterr().err
+    # a model whose input does not fit the dataset is refused with the shapes named
+    assert main([a if a != "8" else "16" for a in argv[:-1]] + [str(tmp_path / "o2")]) == 2
+    assert "(8, 8, 3)" in capsys.readouterr().err

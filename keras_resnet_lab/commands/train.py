@@ -20,6 +20,7 @@ import os
 import sys
 
 DEFAULT_EPOCHS = 15
+DEFAULT_MODEL = "resnet20"
 
 
 def register(subparsers):
@@ -29,9 +30,14 @@ def register(subparsers):
                     "tensorflow-datasets dataset. Writes model.keras, history.json, curves.png "
                     "and results.json into --out. A run killed mid-way resumes from its last "
                     "finished epoch when started again with the same --out.")
-    parser.add_argument("--model", default="resnet20",
+    parser.add_argument("--model", default=None,
                         help="model name, e.g. resnet20, resnet56v2, resnet18, wrn16_4, highway "
                              "(default: resnet20)")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="MODEL.keras",
+                        help="without a value: continue the interrupted run in --out (an error "
+                             "if there is none; a plain start with the same --out resumes too). "
+                             "With a .keras file: train that model further (its architecture "
+                             "and weights; --model and the model options must not be given)")
     parser.add_argument("--plain", action="store_true",
                         help="train the plain twin (same layers, no shortcuts)")
     parser.add_argument("--dataset", default="digits",
@@ -97,21 +103,23 @@ def model_options(args):
 
 def _worker_argv(args):
     """The ``train`` arguments one worker of ``--workers`` runs (same run, multiworker)."""
-    argv = ["train", "--model", args.model, "--dataset", args.dataset,
+    argv = ["train", "--dataset", args.dataset,
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
             "--recipe", args.recipe, "--seed", str(args.seed), "--out", args.out,
             "--strategy", "multiworker"]
-    for flag, value in (("--data-dir", args.data_dir), ("--image-size", args.image_size),
+    for flag, value in (("--model", args.model), ("--data-dir", args.data_dir),
+                        ("--image-size", args.image_size),
                         ("--lr", args.lr), ("--mixed-precision", args.mixed_precision),
                         ("--drop-path", args.drop_path), ("--se-ratio", args.se_ratio),
-                        ("--stem", args.stem), ("--output-stride", args.output_stride)):
+                        ("--stem", args.stem), ("--output-stride", args.output_stride),
+                        ("--resume", args.resume if isinstance(args.resume, str) else None)):
         if value is not None:
             argv += [flag, str(value)]
     for flag, value in (("--plain", args.plain), ("--force", args.force),
                         ("--quiet", args.quiet), ("--xla", args.xla),
                         ("--learnable-scale", args.learnable_scale),
                         ("--zero-init-residual", args.zero_init_residual),
-                        ("--avg-down", args.avg_down)):
+                        ("--avg-down", args.avg_down), ("--resume", args.resume is True)):
         if value:
             argv.append(flag)
     return argv
@@ -161,11 +169,36 @@ def _check_finished(args):
                        "again from scratch")
 
 
+def _check_resume(args):
+    """Refuse contradictory ``--resume`` uses; load a ``--resume MODEL.keras`` once to check it
+    (one clear error line for a missing, truncated or non-model file)."""
+    from keras_resnet_lab.commands._common import CliError, load_model_file
+
+    if args.resume is None:
+        return
+    if args.force:
+        raise CliError("--resume continues training and --force starts over: give one of them")
+    if args.resume is True:
+        if not os.path.isdir(os.path.join(args.out, "backup")):
+            raise CliError(f"--resume: --out {args.out} holds no interrupted run to continue "
+                           "(no backup/ folder; a finished run has none). Give --resume "
+                           "MODEL.keras to train a saved model further")
+        return
+    given = [flag for flag, value in (("--model", args.model), ("--plain", args.plain),
+                                      *((f"--{k.replace('_', '-')}", v)
+                                        for k, v in model_options(args).items())) if value]
+    if given:
+        raise CliError(f"--resume {args.resume} trains the model saved in that file: "
+                       f"{', '.join(given)} cannot change it")
+    load_model_file(args.resume)
+
+
 def run(args):
     if args.epochs < 1:
         from keras_resnet_lab.commands._common import CliError
 
         raise CliError(f"--epochs must be >= 1, got {args.epochs}")
+    _check_resume(args)
     if args.workers is not None:
         return _launch_workers(args)
     import keras
@@ -186,8 +219,11 @@ def run(args):
 
     def model_fn():
         keras.utils.set_random_seed(args.seed)
+        if isinstance(args.resume, str):
+            return _saved_model(args.resume, info)
         try:
-            return build_model(args.model, plain=args.plain, input_shape=info.input_shape,
+            return build_model(args.model or DEFAULT_MODEL, plain=args.plain,
+                               input_shape=info.input_shape,
                                num_classes=info.num_classes, **model_options(args))
         except TypeError as error:
             raise CliError(f"model {args.model!r} does not take these options: {error}") from None
@@ -204,6 +240,8 @@ def run(args):
         recipe = general_recipe(**({} if args.lr is None else {"base_lr": args.lr}))
     if resuming:
         print(f"resuming the run in {args.out}")
+    elif isinstance(args.resume, str):
+        print(f"training {args.resume} further")
     result = fit(model_fn, train_ds, args.epochs, recipe, args.out, validation_data=test_ds,
                  strategy=strategy, resume=not args.force, seed=args.seed,
                  verbose=2 if args.quiet else 1, precision=args.mixed_precision,
@@ -223,3 +261,20 @@ def run(args):
     atomic_write_json(summary, os.path.join(result.out_dir, "results.json"))
     print(json.dumps({k: summary[k] for k in ("model", "dataset", "test_accuracy")}))
     return 0
+
+
+def _saved_model(path, info):
+    """The model of ``--resume MODEL.keras``, checked against the dataset's shapes."""
+    from keras_resnet_lab.commands._common import CliError, load_model_file
+
+    model = load_model_file(path)
+    expected = tuple(info.input_shape)
+    got = tuple(model.inputs[0].shape[1:])
+    if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
+        raise CliError(f"--resume {path}: the model takes inputs of shape {got}, the dataset "
+                       f"gives {expected} (set --image-size to match)")
+    classes = int(model.outputs[0].shape[-1])
+    if classes != info.num_classes:
+        raise CliError(f"--resume {path}: the model predicts {classes} classes, the dataset "
+                       f"has {info.num_classes}")
+    return model

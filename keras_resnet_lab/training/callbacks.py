@@ -326,7 +326,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for leftover in (old, self._final_dir + ".new"):
             if os.path.isdir(leftover):
                 _rmtree(leftover)
-        super().on_train_begin(logs)
+        try:
+            super().on_train_begin(logs)
+        except Exception as error:  # noqa: BLE001  (any failure to read it is the backup's)
+            text = str(error).strip()
+            first = text.splitlines()[0] if text else type(error).__name__
+            raise ValueError(
+                f"cannot resume from the training backup in {self._final_dir}: it is "
+                f"incomplete or corrupt ({first}). Delete that folder to start over (or train "
+                "with --force / fit(resume=False))") from error
 
     def on_epoch_end(self, epoch, logs=None):
         if _non_finite_losses(logs):
