@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_resnet_lab.data._checks import check_bool, check_int
+from keras_resnet_lab._checks import boolean, int_at_least
 
 # Per-channel statistics of the training sets, in [0, 1] pixel scale.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -72,8 +72,8 @@ def pad_crop_flip(image, label, pad: int = 4, flip: bool = True, mode: str = "co
     Example:
         >>> ds = ds.map(lambda x, y: pad_crop_flip(x, y, pad=4))
     """
-    check_int("pad", pad, 0)
-    check_bool("flip", flip)
+    int_at_least("pad", pad, 0)
+    boolean("flip", flip)
     if mode not in PAD_MODES:
         raise ValueError(f"mode must be one of {PAD_MODES}, got {mode!r}.")
     image = tf.convert_to_tensor(image)
@@ -115,10 +115,10 @@ def random_resized_crop_flip(image, label, size: int = 224, scale=(0.08, 1.0),
     Example:
         >>> ds = ds.map(lambda x, y: random_resized_crop_flip(x, y, size=224))
     """
-    check_int("size", size, 1)
+    int_at_least("size", size, 1)
     scale = _check_range("scale", scale, 0.0, 1.0)
     ratio = _check_range("ratio", ratio, 0.0, None)
-    check_bool("flip", flip)
+    boolean("flip", flip)
     image = tf.convert_to_tensor(image)
     crop_seed, flip_seed = _split_seed(seed)
     box_args = {
@@ -161,8 +161,8 @@ def center_crop_resize(image, label, size: int = 224, resize: int = 256):
     Example:
         >>> ds = ds.map(lambda x, y: center_crop_resize(x, y, size=224, resize=256))
     """
-    check_int("size", size, 1)
-    check_int("resize", resize, size)
+    int_at_least("size", size, 1)
+    int_at_least("resize", resize, size)
     image = tf.convert_to_tensor(image)
     shape = tf.shape(image)
     height = tf.cast(shape[0], tf.float32)

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from keras_resnet_lab.data._checks import check_bool, check_int, is_int
+from keras_resnet_lab._checks import boolean, int_at_least, is_int
 
 DIGITS_NUM_CLASSES = 10
 DIGITS_TEST_FRACTION = 0.2
@@ -22,7 +22,7 @@ _DIGITS_MAX_VALUE = 16.0
 
 
 def _validate(image_size, channels) -> None:
-    check_int("image_size", image_size, DIGITS_SOURCE_SIZE)
+    int_at_least("image_size", image_size, DIGITS_SOURCE_SIZE)
     if not (is_int(channels) and channels in (1, 3)):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
 
@@ -126,7 +126,7 @@ def load_digits(image_size: int = 32, channels: int = 3, normalize: bool = True)
         ((1437, 32, 32, 3), (360, 32, 32, 3))
     """
     _validate(image_size, channels)
-    check_bool("normalize", normalize)
+    boolean("normalize", normalize)
     x_train, y_train, x_test, y_test = _load_digits_cached(
         int(image_size), int(channels), bool(normalize)
     )

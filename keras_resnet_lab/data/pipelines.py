@@ -13,8 +13,8 @@ import os
 
 import tensorflow as tf
 
+from keras_resnet_lab._checks import boolean, int_at_least
 from keras_resnet_lab.data import augment as aug
-from keras_resnet_lab.data._checks import check_bool, check_int
 from keras_resnet_lab.data.digits import DIGITS_NUM_CLASSES, digit_layout, load_digits
 from keras_resnet_lab.data.errors import DatasetNotFoundError
 
@@ -88,7 +88,7 @@ def _check_name(name) -> str:
 
 
 def _check_image_size(image_size) -> None:
-    check_int("image_size", image_size, 8, allow_none=True)
+    int_at_least("image_size", image_size, 8, allow_none=True)
 
 
 def dataset_info(name: str, image_size: int | None = None) -> DatasetInfo:
@@ -376,12 +376,12 @@ def load_dataset(name: str, split: str = "train", batch_size: int = 128, data_di
     """
     _check_name(name)
     base_split, tfds_split = _resolve_split(name, split)
-    check_int("batch_size", batch_size, 1)
-    check_bool("augment", augment, allow_none=True)
-    check_bool("shuffle", shuffle, allow_none=True)
+    int_at_least("batch_size", batch_size, 1)
+    boolean("augment", augment, allow_none=True)
+    boolean("shuffle", shuffle, allow_none=True)
     _check_image_size(image_size)
-    check_bool("drop_remainder", drop_remainder)
-    check_int("seed", seed, 0)
+    boolean("drop_remainder", drop_remainder)
+    int_at_least("seed", seed, 0)
     if manual_dir is not None and name != "imagenet2012":
         raise ValueError(f"manual_dir applies to 'imagenet2012' only, got manual_dir="
                          f"{manual_dir!r} for name={name!r}.")

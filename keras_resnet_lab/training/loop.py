@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet_lab._checks import positive_int
 from keras_resnet_lab.atomic import save_model_atomic
 
 from .callbacks import AtomicBackupAndRestore, JsonHistory, TerminateOnNonFinite
@@ -126,10 +127,7 @@ def as_dataset(data, batch_size=128, shuffle=False, repeat=False, seed=None, nam
     """
     if isinstance(data, tf.data.Dataset):
         return data
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    batch_size = positive_int("batch_size", batch_size)
     x, y = _check_arrays(name, data)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
@@ -259,8 +257,7 @@ def fit(
             f"model_fn must be a zero-argument callable building a keras.Model, "
             f"got model_fn={type(model_fn).__name__}"
         )
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got epochs={epochs!r}")
+    epochs = positive_int("epochs", epochs)
     if not isinstance(recipe, Recipe):
         raise ValueError(f"recipe must be a Recipe, got recipe={type(recipe).__name__}")
     if out_dir is None or not os.fspath(out_dir):

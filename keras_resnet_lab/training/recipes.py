@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
-import numbers
 
 import keras
+
+from keras_resnet_lab._checks import boolean, number_in, one_of, positive_int
 
 from .losses import classification_loss
 from .optimizers import CoupledWeightDecaySGD
@@ -42,31 +42,6 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 WEIGHT_DECAY_MODES = ("decoupled", "l2")
-
-
-def _number(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {name}={value!r}")
-    value = float(value)
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {name}={value!r}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(
-            f"{name} must be {'<' if high_open else '<='} {high}, got {name}={value!r}"
-        )
-    return value
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
-    return int(value)
-
-
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {name}={value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,33 +98,32 @@ class Recipe:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got name={self.name!r}")
-        _choice("optimizer_name", self.optimizer_name, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
-        _choice("warmup", self.warmup, WARMUP_MODES)
-        if not isinstance(self.nesterov, bool):
-            raise ValueError(f"nesterov must be True or False, got nesterov={self.nesterov!r}")
+        one_of("optimizer_name", self.optimizer_name, OPTIMIZERS)
+        one_of("schedule", self.schedule, SCHEDULES)
+        one_of("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
+        one_of("warmup", self.warmup, WARMUP_MODES)
+        boolean("nesterov", self.nesterov)
         set_ = object.__setattr__  # frozen dataclass: normalize types once, here
-        set_(self, "base_lr", _number("base_lr", self.base_lr, low=0.0, low_open=True))
-        set_(self, "momentum", _number("momentum", self.momentum, 0.0, 1.0, high_open=True))
-        set_(self, "weight_decay", _number("weight_decay", self.weight_decay, low=0.0))
-        set_(self, "gamma", _number("gamma", self.gamma, 0.0, 1.0, low_open=True))
+        set_(self, "base_lr", number_in("base_lr", self.base_lr, low=0.0, low_open=True))
+        set_(self, "momentum", number_in("momentum", self.momentum, 0.0, 1.0, high_open=True))
+        set_(self, "weight_decay", number_in("weight_decay", self.weight_decay, low=0.0))
+        set_(self, "gamma", number_in("gamma", self.gamma, 0.0, 1.0, low_open=True))
         if self.warmup_epochs is not None:
-            set_(self, "warmup_epochs", _number("warmup_epochs", self.warmup_epochs, low=0.0))
-        set_(self, "final_lr", _number("final_lr", self.final_lr, 0.0, self.base_lr))
+            set_(self, "warmup_epochs", number_in("warmup_epochs", self.warmup_epochs, low=0.0))
+        set_(self, "final_lr", number_in("final_lr", self.final_lr, 0.0, self.base_lr))
         set_(
             self,
             "label_smoothing",
-            _number("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True),
+            number_in("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True),
         )
         if self.warmup_lr is not None:
-            set_(self, "warmup_lr", _number("warmup_lr", self.warmup_lr, low=0.0))
+            set_(self, "warmup_lr", number_in("warmup_lr", self.warmup_lr, low=0.0))
         if isinstance(self.milestones, (str, bytes)):
             raise ValueError(
                 f"milestones must be a sequence of fractions, got milestones={self.milestones!r}"
             )
         milestones = tuple(
-            _number("milestones", m, 0.0, 1.0, low_open=True, high_open=True)
+            number_in("milestones", m, 0.0, 1.0, low_open=True, high_open=True)
             for m in self.milestones
         )
         if any(b <= a for a, b in itertools.pairwise(milestones)):
@@ -196,8 +170,8 @@ class Recipe:
 
         With ``warmup_epochs=None``: ``round(min(5, 0.1 * epochs) * steps_per_epoch)``.
         """
-        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
-        epochs = _positive_int("epochs", epochs)
+        steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+        epochs = positive_int("epochs", epochs)
         warmup_epochs = self.warmup_epochs
         if warmup_epochs is None:
             warmup_epochs = min(5.0, 0.1 * epochs)
@@ -215,8 +189,8 @@ class Recipe:
             >>> round(float(sched(500)), 6)
             0.01
         """
-        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
-        epochs = _positive_int("epochs", epochs)
+        steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+        epochs = positive_int("epochs", epochs)
         total = steps_per_epoch * epochs
         warmup_steps = self.warmup_steps(steps_per_epoch, epochs)
         if warmup_steps >= total:
@@ -367,7 +341,7 @@ def general_recipe(
         >>> round(float(sched(5)), 7), round(float(sched(10)), 7)
         (0.0005, 0.001)
     """
-    _choice("optimizer", optimizer, OPTIMIZERS)
+    one_of("optimizer", optimizer, OPTIMIZERS)
     is_sgd = optimizer == "sgd"
     if weight_decay is None:
         weight_decay = 5e-4 if is_sgd else 0.05

@@ -10,52 +10,26 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 
 import keras
 from keras import ops
+
+from keras_resnet_lab._checks import int_at_least, number_in, one_of, positive_int
 
 __all__ = ["WARMUP_MODES", "StepDecay", "WarmupCosineDecay"]
 
 WARMUP_MODES = ("constant", "linear")
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
-    return int(value)
-
-
-def _check_float(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {name}={value!r}")
-    value = float(value)
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-        allowed = " and ".join(s for s in (lo, hi) if s)
-        raise ValueError(f"{name} must be {allowed}, got {name}={value!r}")
-    return value
-
-
 def _check_warmup(warmup_steps, total_steps, warmup, warmup_lr, default_warmup_lr):
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral):
-        raise ValueError(
-            f"warmup_steps must be a non-negative integer, got warmup_steps={warmup_steps!r}"
-        )
-    warmup_steps = int(warmup_steps)
-    if warmup_steps < 0 or warmup_steps >= total_steps:
-        raise ValueError(
-            f"warmup_steps must be >= 0 and < total_steps={total_steps}, "
-            f"got warmup_steps={warmup_steps}"
-        )
-    if warmup not in WARMUP_MODES:
-        raise ValueError(f"warmup must be one of {WARMUP_MODES}, got warmup={warmup!r}")
+    warmup_steps = int_at_least("warmup_steps", warmup_steps, 0)
+    if warmup_steps >= total_steps:
+        raise ValueError(f"`warmup_steps` must be < total_steps={total_steps}, got "
+                         f"{warmup_steps}.")
+    one_of("warmup", warmup, WARMUP_MODES)
     if warmup_lr is None:
         warmup_lr = default_warmup_lr
-    warmup_lr = _check_float("warmup_lr", warmup_lr, low=0.0)
+    warmup_lr = number_in("warmup_lr", warmup_lr, low=0.0)
     return warmup_steps, warmup_lr
 
 
@@ -113,8 +87,8 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         name="StepDecay",
     ):
         super().__init__()
-        self.base_lr = _check_float("base_lr", base_lr, low=0.0, low_open=True)
-        self.total_steps = _check_positive_int("total_steps", total_steps)
+        self.base_lr = number_in("base_lr", base_lr, low=0.0, low_open=True)
+        self.total_steps = positive_int("total_steps", total_steps)
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
             raise ValueError(
                 "milestones must be a sequence of increasing fractions in (0, 1), "
@@ -122,14 +96,14 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
             )
         milestones = tuple(milestones)
         for m in milestones:
-            _check_float("milestones", m, low=0.0, high=1.0, low_open=True, high_open=True)
+            number_in("milestones", m, low=0.0, high=1.0, low_open=True, high_open=True)
         if any(b <= a for a, b in itertools.pairwise(milestones)):
             raise ValueError(
                 "milestones must be strictly increasing fractions in (0, 1), "
                 f"got milestones={milestones!r}"
             )
         self.milestones = tuple(float(m) for m in milestones)
-        self.gamma = _check_float("gamma", gamma, low=0.0, high=1.0, low_open=True)
+        self.gamma = number_in("gamma", gamma, low=0.0, high=1.0, low_open=True)
         self.warmup_steps, self.warmup_lr = _check_warmup(
             warmup_steps,
             self.total_steps,
@@ -207,8 +181,8 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         name="WarmupCosineDecay",
     ):
         super().__init__()
-        self.base_lr = _check_float("base_lr", base_lr, low=0.0, low_open=True)
-        self.total_steps = _check_positive_int("total_steps", total_steps)
+        self.base_lr = number_in("base_lr", base_lr, low=0.0, low_open=True)
+        self.total_steps = positive_int("total_steps", total_steps)
         self.warmup_steps, self.warmup_lr = _check_warmup(
             warmup_steps,
             self.total_steps,
@@ -217,7 +191,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             self.base_lr / 10.0 if warmup == "constant" else 0.0,
         )
         self.warmup = warmup
-        self.final_lr = _check_float("final_lr", final_lr, low=0.0, high=self.base_lr)
+        self.final_lr = number_in("final_lr", final_lr, low=0.0, high=self.base_lr)
         self.name = name
 
     def __call__(self, step):

@@ -40,6 +40,8 @@ import time
 
 import tensorflow as tf
 
+from keras_resnet_lab._checks import positive_int
+
 __all__ = [
     "STRATEGIES",
     "free_ports",
@@ -245,8 +247,7 @@ def free_ports(n, host="127.0.0.1"):
         >>> len(set(free_ports(3)))
         3
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got n={n!r}")
+    n = positive_int("n", n)
     sockets = []
     try:
         for _ in range(n):
@@ -323,8 +324,7 @@ def launch_local_workers(command, n, log_dir=None, env=None, timeout=None, host=
         >>> launch_local_workers([sys.executable, "-c", "pass"], 2)
         [0, 0]
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got n={n!r}")
+    n = positive_int("n", n)
     if not command or not all(isinstance(c, str) for c in command):
         raise ValueError(f"command must be a non-empty list of strings, got command={command!r}")
     if timeout is not None and not timeout > 0:
