@@ -206,3 +206,17 @@ def test_train_resume_a_saved_model_trains_it_further(tmp_path, capsys):
     # a model whose input does not fit the dataset is refused with the shapes named
     assert main([a if a != "8" else "16" for a in argv[:-1]] + [str(tmp_path / "o2")]) == 2
     assert "(8, 8, 3)" in capsys.readouterr().err
+
+
+def test_resuming_with_other_arguments_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+            "--batch-size", "64", "--quiet", "--out", str(out)]
+    assert main(base) == 0
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["model"] == "resnet20" and recorded["image_size"] == 8
+    (out / "backup").mkdir()  # as if the next run had been interrupted
+    assert main(base + ["--model", "resnet32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model='resnet20'" in err[0] and "--force" in err[0], err
+    assert json.loads((out / "run.json").read_text()) == recorded  # left as it was

@@ -193,6 +193,42 @@ def _check_resume(args):
     load_model_file(args.resume)
 
 
+#: The arguments that define what a run trains: a resumed run must repeat them.
+RUN_ARGUMENTS = ("model", "plain", "dataset", "image_size", "resume", "batch_size", "recipe",
+                 "lr", "seed", "drop_path", "learnable_scale", "zero_init_residual",
+                 "se_ratio", "avg_down", "stem", "output_stride", "mixed_precision")
+RUN_FILE = "run.json"
+
+
+def _record_run(args, resuming, strategy):
+    """Write the run's defining arguments to ``--out/run.json``; when resuming, refuse
+    arguments that differ from the interrupted run's (its backup would not fit them)."""
+    from keras_resnet_lab.atomic import atomic_write_text
+    from keras_resnet_lab.commands._common import CliError
+    from keras_resnet_lab.training.strategy import is_chief
+
+    current = {k: getattr(args, k) for k in RUN_ARGUMENTS}
+    current["resume"] = current["resume"] if isinstance(current["resume"], str) else None
+    if current["resume"] is None:
+        current["model"] = current["model"] or DEFAULT_MODEL
+    path = os.path.join(args.out, RUN_FILE)
+    if resuming and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                recorded = json.load(f)
+        except (OSError, ValueError):
+            recorded = None
+        if isinstance(recorded, dict):
+            differ = [k for k in RUN_ARGUMENTS if k in recorded and recorded[k] != current[k]]
+            if differ:
+                was = ", ".join(f"--{k.replace('_', '-')}={recorded[k]!r}" for k in differ)
+                raise CliError(f"--out {args.out} holds an interrupted run started with {was}; "
+                               "repeat its arguments to resume it, or pass --force to start "
+                               "over")
+    if is_chief(strategy):
+        atomic_write_text(json.dumps(current, indent=2) + "\n", path)
+
+
 def run(args):
     if args.epochs < 1:
         from keras_resnet_lab.commands._common import CliError
@@ -215,6 +251,7 @@ def run(args):
     _check_finished(args)
     prepare_out_dir(args.out, force=True)
     resuming = os.path.isdir(os.path.join(args.out, "backup")) and not args.force
+    _record_run(args, resuming, strategy)
     info = dataset_info(args.dataset, image_size=args.image_size)
 
     def model_fn():
