@@ -1,0 +1,290 @@
+"""Unrolled iterative estimation (Greff, Srivastava & Schmidhuber, arXiv 1612.07771).
+
+Greff et al. read the blocks of one stage of a highway or residual network as successive
+estimates of the *same* features: block ``i`` outputs ``h_i``, an estimate of the stage's final
+representation ``h_end``. If the estimates are unbiased, the estimation error ``h_i - h_end``
+has mean 0 (their equation 5), and if every block refines the estimate, its spread shrinks
+with depth inside the stage. They measured both on a ResNet-50 (ImageNet): the mean stays near
+0 in every stage while the standard deviation falls block after block.
+
+:func:`estimation_errors` measures, for every block of every stage of a chain model (ResNet,
+plain twin, highway, multi-residual), the mean and standard deviation over examples and units
+of ``h_i - h_end`` and the same divided by the RMS of ``h_end`` (so "near 0" is judged against
+the scale of the representation). The last block of a stage *is* ``h_end``: its error is 0 by
+definition and it is not a measurement. A stage with a single block has nothing to measure.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from keras_resnet_lab.analysis._common import batches, check_data, progress
+from keras_resnet_lab.analysis.results import Result
+from keras_resnet_lab.models.surgery import chain_steps, run_plan
+
+
+@dataclasses.dataclass
+class EstimationResult(Result):
+    """Estimation error ``h_i - h_end`` of every block against the end of its stage.
+
+    Per block (chain order; ``stages[i]`` its stage, ``is_stage_end[i]`` whether it is the
+    stage's last block): ``mean[i]`` and ``std[i]`` are the mean and (population) standard
+    deviation of ``h_i - h_end`` over all examples and units; ``normalized_mean`` and
+    ``normalized_std`` are those divided by ``rms_end[i]``, the root mean square of ``h_end``
+    of the block's stage; ``relative_error[i]`` is the mean over examples of
+    ``||h_i - h_end|| / ||h_end||``; ``unit_bias[i]`` is the RMS over units of each unit's
+    mean error (over examples), divided by ``rms_end`` (0 when every unit is unbiased, which
+    the pooled mean alone cannot tell).
+
+    A stage's last block has error 0 by definition (``measured[i]`` is False). Blocks of a
+    stage with a single block (listed in ``single_block_stages``), and blocks whose output
+    shape differs from their stage's end (e.g. converted ResNetV2, which strides in the last
+    block) are not measured either: their statistics are None.
+    """
+
+    model_name: str
+    n_examples: int
+    block_names: list
+    stages: list
+    is_stage_end: list
+    measured: list
+    mean: list
+    std: list
+    rms_end: list
+    normalized_mean: list
+    normalized_std: list
+    relative_error: list
+    unit_bias: list
+    single_block_stages: list
+
+    figure_columns = 2
+
+    def stage_indices(self, stage):
+        """Chain indices of the blocks of ``stage``, in order."""
+        return [i for i, s in enumerate(self.stages) if s == stage]
+
+    def measured_stages(self):
+        """The stages with at least one measured block."""
+        return sorted({s for s, m in zip(self.stages, self.measured) if m})
+
+    def std_decrease_fraction(self):
+        """Fraction of consecutive measured blocks of a stage whose normalized std is lower
+        than the previous block's (1.0: it shrinks at every step; None: nothing to compare)."""
+        steps = []
+        for stage in self.measured_stages():
+            values = [self.normalized_std[i] for i in self.stage_indices(stage)
+                      if self.measured[i]]
+            steps.extend(b < a for a, b in zip(values, values[1:]))
+        return float(np.mean(steps)) if steps else None
+
+    def draw(self, axes):
+        ax1, ax2 = axes
+        for stage in self.measured_stages():
+            idx = [i for i in self.stage_indices(stage) if self.measured[i]]
+            end = self.stage_indices(stage)[-1]
+            xs = np.array(idx) + 1
+            mean = [self.normalized_mean[i] for i in idx]
+            std = [self.normalized_std[i] for i in idx]
+            color = f"C{(stage - 1) % 10}"
+            ax1.errorbar(xs, mean, yerr=std, fmt="o-", capsize=3, color=color,
+                         label=f"stage {stage}")
+            ax2.plot(np.arange(1, len(idx) + 1), std, "o-", color=color, label=f"stage {stage}")
+            # The stage's end: error 0 by definition (open marker, not a measurement).
+            ax1.plot([xs[-1], end + 1], [mean[-1], 0.0], ":", color=color)
+            ax1.plot([end + 1], [0.0], "o", mfc="white", color=color)
+            ax2.plot([len(idx), len(idx) + 1], [std[-1], 0.0], ":", color=color)
+            ax2.plot([len(idx) + 1], [0.0], "o", mfc="white", color=color)
+        ax1.axhline(0, color="gray", lw=1)
+        ax1.set(xlabel="block (chain order)", ylabel="mean of (h_i - h_end) / RMS(h_end)",
+                title="Estimation error: mean +- std")
+        ax2.xaxis.get_major_locator().set_params(integer=True)
+        ax2.set(xlabel="block within stage (open: the stage's end, 0 by definition)",
+                ylabel="std of (h_i - h_end) / RMS(h_end)",
+                title="Spread of the estimation error")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        ax1.figure.suptitle(f"Unrolled iterative estimation (Greff et al.): '{self.model_name}'",
+                            fontsize=10)
+
+
+class _Moments:
+    """Running sums of one block's error against its stage end (float64)."""
+
+    def __init__(self):
+        self.count = 0  # values
+        self.examples = 0
+        self.total = 0.0
+        self.squares = 0.0
+        self.relative = 0.0
+        self.unit_sum = None
+
+    def add(self, error, end):
+        error = np.asarray(error, np.float64).reshape(len(error), -1)
+        end = np.asarray(end, np.float64).reshape(len(end), -1)
+        self.count += error.size
+        self.examples += len(error)
+        self.total += float(error.sum())
+        self.squares += float((error * error).sum())
+        norms = np.linalg.norm(end, axis=1)
+        ratio = np.linalg.norm(error, axis=1) / np.where(norms > 0, norms, 1.0)
+        # An all-zero h_end: relative error 0 if h_i is zero too, else undefined (inf).
+        ratio = np.where(norms > 0, ratio, np.where(ratio > 0, np.inf, 0.0))
+        self.relative += float(ratio.sum())
+        unit = error.sum(axis=0)
+        self.unit_sum = unit if self.unit_sum is None else self.unit_sum + unit
+
+    def statistics(self, rms_end):
+        mean = self.total / self.count
+        std = math.sqrt(max(self.squares / self.count - mean * mean, 0.0))
+        unit_mean = self.unit_sum / self.examples
+        unit_rms = float(np.sqrt(np.mean(unit_mean * unit_mean)))
+        scale = rms_end if rms_end > 0 else float("nan")
+        return dict(mean=mean, std=std, normalized_mean=mean / scale,
+                    normalized_std=std / scale, relative_error=self.relative / self.examples,
+                    unit_bias=unit_rms / scale)
+
+
+def stage_estimation_errors(outputs):
+    """The estimation-error statistics of one stage from its blocks' outputs (numpy).
+
+    Args:
+        outputs: list of arrays ``(n, ...)``, the outputs ``h_1 .. h_end`` of the blocks of one
+            stage on the same ``n`` examples, all of one shape.
+
+    Returns:
+        A list with one dict per block (the last one all zeros: ``h_end - h_end``) holding
+        ``mean``, ``std``, ``normalized_mean``, ``normalized_std``, ``relative_error``,
+        ``unit_bias`` (see :class:`EstimationResult`) and ``rms_end``.
+
+    Example:
+        >>> h1 = np.array([[1.0, 2.0], [3.0, 4.0]]); h2 = np.full((2, 2), 2.0)
+        >>> stats = stage_estimation_errors([h1, h2])
+        >>> stats[0]["mean"], stats[0]["normalized_mean"]
+        (0.5, 0.25)
+    """
+    outputs = [np.asarray(o, np.float64) for o in outputs]
+    if not outputs:
+        raise ValueError("`outputs` must hold the outputs of at least one block, got none.")
+    end = outputs[-1]
+    for i, o in enumerate(outputs):
+        if o.shape != end.shape:
+            raise ValueError(f"`outputs` must all have one shape (a stage's blocks); output {i} "
+                             f"has shape {o.shape}, the last one {end.shape}.")
+    rms_end = float(np.sqrt(np.mean(end * end)))
+    stats = []
+    for o in outputs:
+        moments = _Moments()
+        moments.add(o - end, end)
+        stats.append(dict(moments.statistics(rms_end), rms_end=rms_end))
+    return stats
+
+
+def block_outputs(model, x, steps=None):
+    """The output of every block step of ``model`` on the batch ``x`` (inference mode).
+
+    Args:
+        model: a chain model (see :func:`keras_resnet_lab.models.surgery.chain_steps`).
+        x: a batch of inputs.
+        steps: the model's chain steps, if already computed.
+
+    Returns:
+        ``[(step, output as numpy), ...]`` in chain order (one entry per block call).
+
+    Example:
+        >>> [(s.name, o.shape) for s, o in block_outputs(model, x[:4])][:1]
+        [('stage1_block1', (4, 8, 8, 8))]
+    """
+    steps = chain_steps(model) if steps is None else steps
+    collected = []
+
+    def record(step, h):
+        out = step(h)
+        collected.append((step, np.asarray(out)))
+        return out
+
+    run_plan(steps, np.asarray(x, np.float32), block_fn=record)
+    return collected
+
+
+def estimation_errors(model, data, *, batch_size=128, max_examples=None, progress_bar=True):
+    """Greff et al.'s estimation error ``h_i - h_end`` of every block of every stage
+    (arXiv 1612.07771): its mean and standard deviation per block.
+
+    ``h_i`` is the output of block ``i`` and ``h_end`` that of the last block of the same stage
+    (the first, strided block of a stage already has the stage's shape). The finding of the
+    paper: the mean is near 0 (the blocks estimate the same features, without bias) and the
+    standard deviation shrinks with depth inside each stage.
+
+    Args:
+        model: a chain model (ResNet, plain twin, highway, multi-residual; see
+            :func:`keras_resnet_lab.models.chain.blocks`) with at least one stage of two or
+            more blocks.
+        data: ``(x, y)`` (labels unused) or the images alone.
+        batch_size: examples per forward pass.
+        max_examples: use only the first examples of ``data``.
+        progress_bar: show a progress bar.
+
+    Returns:
+        :class:`EstimationResult`.
+
+    Raises:
+        ValueError: bad data, or no stage with two blocks of the stage's shape (the message
+            says which stages have a single block).
+
+    Example:
+        >>> result = estimation_errors(model, (x_test, y_test), max_examples=256)
+        >>> result.normalized_std  # falls block after block inside each stage
+        >>> result.plot("estimation.png")
+    """
+    if not isinstance(data, (tuple, list)):
+        data = (data, np.zeros(len(np.asarray(data)), dtype=np.int64))
+    x, _ = check_data(model, data, max_examples)
+    steps = chain_steps(model)
+    block_steps = [s for s in steps if s.block is not None]
+    if not block_steps:
+        raise ValueError(f"model '{model.name}' has no blocks named 'stage{{s}}_block{{b}}'.")
+    stage_of = [s.block.stage for s in block_steps]
+    last = {}
+    for i, stage in enumerate(stage_of):
+        last[stage] = i
+    ends = [last[stage] for stage in stage_of]
+    measured = [i != ends[i] and block_steps[i].output_shape == block_steps[ends[i]].output_shape
+                for i in range(len(block_steps))]
+    single = sorted(stage for stage in last if stage_of.count(stage) == 1)
+    if not any(measured):
+        raise ValueError(
+            f"model '{model.name}' has no stage with two or more blocks of one output shape: "
+            f"the estimation error h_i - h_end needs a block before the stage's last one "
+            f"(stages with a single block: {single or 'none'}).")
+    moments = [_Moments() if m else None for m in measured]
+    end_squares = {stage: 0.0 for stage in last}
+    end_count = {stage: 0 for stage in last}
+    for lo, hi in progress(batches(len(x), batch_size), desc=f"estimation {model.name}",
+                           enabled=progress_bar):
+        outputs = [o for _, o in block_outputs(model, x[lo:hi], steps)]
+        for stage, i in last.items():
+            end = outputs[i].astype(np.float64)
+            end_squares[stage] += float((end * end).sum())
+            end_count[stage] += end.size
+        for i, m in enumerate(moments):
+            if m is not None:
+                m.add(outputs[i].astype(np.float64) - outputs[ends[i]], outputs[ends[i]])
+    rms = {stage: math.sqrt(end_squares[stage] / end_count[stage]) for stage in last}
+    keys = ("mean", "std", "normalized_mean", "normalized_std", "relative_error", "unit_bias")
+    columns = {k: [] for k in keys}
+    for i, m in enumerate(moments):
+        if m is not None:
+            stats = m.statistics(rms[stage_of[i]])
+        elif ends[i] == i and stage_of.count(stage_of[i]) > 1:
+            stats = dict.fromkeys(keys, 0.0)  # h_end - h_end: zero by definition
+        else:
+            stats = dict.fromkeys(keys)
+        for k in keys:
+            columns[k].append(stats[k])
+    return EstimationResult(
+        model_name=model.name, n_examples=len(x), block_names=[s.name for s in block_steps],
+        stages=stage_of, is_stage_end=[ends[i] == i for i in range(len(block_steps))],
+        measured=measured, rms_end=[rms[s] for s in stage_of], single_block_stages=single,
+        **columns)
