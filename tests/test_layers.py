@@ -290,3 +290,29 @@ def test_keras_layer_test_harness():
 
     result = Harness().run()
     assert result.wasSuccessful(), result.errors + result.failures
+
+
+def test_same_shaped_kernels_of_a_block_start_different_and_reproducibly():
+    import keras
+
+    from keras_resnet_lab.layers import HighwayBlock, MultiResidualBlock, ResidualBlock
+
+    def kernels():
+        keras.utils.set_random_seed(3)
+        block = ResidualBlock(8)
+        block.build((None, 6, 6, 8))
+        highway = HighwayBlock(8, form="dense")
+        highway.build((None, 8))
+        return ([c.kernel.numpy() for c in block.convs],
+                [highway.transform_conv.kernel.numpy(), highway.gate_conv.kernel.numpy()])
+
+    (c1, c2), (h, g) = kernels()
+    assert c1.shape == c2.shape and not np.allclose(c1, c2)  # one shared draw made them equal
+    multi = MultiResidualBlock(8, branches=3)
+    multi.build((None, 6, 6, 8))
+    firsts = [c.kernel.numpy() for c in multi.convs[::2]]
+    assert all(not np.allclose(firsts[0], k) for k in firsts[1:])  # branches differ at init
+    assert not np.allclose(h, g)
+    (d1, d2), (h2, g2) = kernels()
+    np.testing.assert_array_equal(c1, d1)  # ...and the draws are reproducible under a seed
+    np.testing.assert_array_equal(g, g2)

@@ -8,6 +8,7 @@ this class owns everything else (a subclass defines ``_build_branch(in_channels)
 """
 
 import math
+import zlib
 
 import keras
 from keras import ops
@@ -93,7 +94,7 @@ class BlockBase(keras.layers.Layer):
         It has a bias when ``use_bias`` is set and no batch norm follows it (``normalized``
         says whether one would), unless ``bias`` forces the choice.
         """
-        init = kernel_initializer or self.kernel_initializer
+        init = kernel_initializer or self.sublayer_initializer(name)
         if bias is None:
             bias = self.use_bias and not (normalized and self.normalization == "batch")
         if self.form == "dense":
@@ -113,6 +114,25 @@ class BlockBase(keras.layers.Layer):
             bias_initializer=bias_initializer, kernel_regularizer=self.kernel_regularizer)
         layer.subsample = subsample
         return layer
+
+    def sublayer_initializer(self, name):
+        """The block's kernel initializer for its sublayer ``name``, drawing its own values.
+
+        A Keras 3 random initializer fixes its seed when it is created, so one instance returns
+        the same values at every call for the same shape: sharing it, same-shaped kernels of a
+        block (``conv1``/``conv2`` of a basic block, a highway gate and its ``H``) would start
+        out identical. Each sublayer gets a copy seeded with the instance's seed plus a stable
+        hash of its name: reproducible, independent of the order the sublayers are made in
+        (a plain twin's kernels equal its residual network's), and drawing nothing from the
+        global random state.
+        """
+        init = self.kernel_initializer
+        seed = getattr(init, "seed", None)
+        if name is None or isinstance(seed, bool) or not isinstance(seed, int):
+            return init  # deterministic (zeros, ...) or a SeedGenerator: new values per call
+        config = init.get_config()
+        config["seed"] = (seed + zlib.crc32(name.encode("utf-8"))) % (2 ** 31)
+        return type(init).from_config(config)
 
     def _make_norm(self, name, gamma_initializer="ones"):
         """A batch normalization of this block, or None when ``normalization='none'``."""

@@ -1,5 +1,7 @@
 """Highway blocks: a learned gate between transforming and carrying (arXiv 1505.00387)."""
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -60,6 +62,31 @@ class HighwayBlock(BlockBase):
         self._ensure_built(x)
         return self._gate(x)
 
+    def with_gate(self, x, gate, training=False):
+        """The block's output with its transform gate replaced by ``gate``.
+
+        ``y = C(x) + gate * (H(x) - C(x))`` (scaled like the branch): ``gate=0`` is the lesion
+        of Srivastava et al. (arXiv 1507.06228), where the layer only carries, ``y = C(x)``
+        exactly; ``gate=1`` passes ``H(x)`` alone; ``gate=self.transform_gate(x)`` is the
+        block itself (at inference).
+
+        Args:
+            x: the block's input.
+            gate: a number in [0, 1] or a tensor broadcastable to ``T(x)``.
+            training: passed to the normalizations.
+
+        Example:
+            >>> carried = block.with_gate(x, 0.0)  # == block.shortcut(x)
+        """
+        if self.plain:
+            raise ValueError(f"block '{self.name}' is plain (plain=True): it has no gate.")
+        if isinstance(gate, (numbers.Real, bool)):
+            gate = number_in("gate", gate, 0.0, 1.0)
+        self._ensure_built(x)
+        pre = self._preactivate(x, training)
+        carry = self._shortcut(x, pre, training)
+        return self.merge(carry, self._scale(gate * (self._transform(x, training) - carry)))
+
     def _transform(self, x, training):
         h = self._norm(self.transform_norm, self._conv(self.transform_conv, x), training)
         return self.activation(h)
@@ -77,3 +104,4 @@ class HighwayBlock(BlockBase):
         config = super().get_config()
         config.update(kernel_size=self.kernel_size, gate_bias=self.gate_bias)
         return config
+
