@@ -1,0 +1,348 @@
+"""Weight-shared residual stacks, activation-norm growth, training stability, and the scaling
+(Szegedy et al.) and sharing (Liao & Poggio; Jastrzebski et al.) reproductions."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+from _scripts import check_results, run_script
+
+from keras_resnet_lab.analysis.norms import (
+    LossRecorder,
+    hidden_states,
+    norm_growth,
+    training_stability,
+)
+from keras_resnet_lab.layers.residual import ResidualBlock
+from keras_resnet_lab.layers.shared import SharedResidualStack
+from keras_resnet_lab.models.builder import Stage, build_network, conv_stem
+from keras_resnet_lab.models.chain import blocks
+from keras_resnet_lab.models.mlp import residual_mlp
+from keras_resnet_lab.models.surgery import chain_plan, run_plan
+
+
+def _x(shape, seed=0, low=-1.0):
+    return np.random.default_rng(seed).uniform(low, 1.0, shape).astype("float32")
+
+
+def _stack_net(steps=3, channels=4, **kwargs):
+    return build_network(conv_stem(channels, 3, 1, norm=False), [Stage(channels, 1)],
+                         SharedResidualStack, dict(steps=steps, **kwargs),
+                         input_shape=(6, 6, 3), name="stack_net", post_norm=True,
+                         num_classes=5)
+
+
+def _identity_kernels(layer):
+    for w in layer.trainable_weights:
+        w.assign(np.eye(w.shape[0], dtype="float32"))
+
+
+# -- the weight-shared stack ------------------------------------------------------------------
+def test_parameters_are_one_block_plus_a_batch_norm_pair_per_step():
+    c, k, n = 8, 3, 5
+    unshared = SharedResidualStack(c, steps=n, kernel_size=k)
+    unshared.build((None, 6, 6, c))
+    conv = 2 * k * k * c * c  # conv1 and conv2, shared by every step
+    assert sum(int(np.prod(w.shape)) for w in unshared.trainable_weights) == conv + n * 2 * 2 * c
+    assert sum(int(np.prod(w.shape)) for w in unshared.non_trainable_weights) == n * 2 * 2 * c
+    assert len(unshared.norms) == 2 * n
+    for norm in unshared.norms:
+        np.testing.assert_array_equal(norm.gamma.numpy(), np.full(c, 0.1, "float32"))
+        np.testing.assert_array_equal(norm.beta.numpy(), np.zeros(c, "float32"))
+    assert unshared.step_norms(0)[0] is not unshared.step_norms(1)[0]
+    # the two shared convolutions start from different draws of the same distribution
+    k1, k2 = unshared.conv1.kernel.numpy(), unshared.conv2.kernel.numpy()
+    assert not np.allclose(k1, k2)
+    assert 0.5 < k1.std() / k2.std() < 2.0
+
+    naive = SharedResidualStack(c, steps=n, kernel_size=k, norm_per_step=False, gamma_init=1.0)
+    naive.build((None, 6, 6, c))
+    assert len(naive.norms) == 2  # one batch-norm pair, used by every step
+    assert all(naive.step_norms(i) == naive.step_norms(0) for i in range(n))
+    np.testing.assert_array_equal(naive.norms[0].gamma.numpy(), np.ones(c, "float32"))
+    # exactly the weights of one pre-activation residual block
+    block = ResidualBlock(c, kernel_size=k, preact=True)
+    block.build((None, 6, 6, c))
+    assert sorted(tuple(w.shape) for w in naive.weights) == sorted(
+        tuple(w.shape) for w in block.weights)
+    assert naive.count_params() == block.count_params() == conv + 4 * 2 * c
+
+
+def test_one_step_naive_stack_equals_a_preact_residual_block():
+    x = _x((2, 5, 5, 4))
+    block = ResidualBlock(4, preact=True)
+    block.build(x.shape)
+    stack = SharedResidualStack(4, steps=1, norm_per_step=False, gamma_init=1.0)
+    stack.build(x.shape)
+    weights = {w.path.split("/", 1)[1]: w.numpy() for w in block.weights}
+    for w in stack.weights:
+        w.assign(weights[w.path.split("/", 1)[1]])
+    np.testing.assert_allclose(stack(x), block(x), rtol=1e-6, atol=1e-6)
+
+
+def test_steps_compose_and_parts_merge_to_the_call():
+    stack = SharedResidualStack(4, steps=3, residual_scale=0.3, name="stage1_block1")
+    x = _x((2, 6, 6, 4))
+    states = stack.step_outputs(x)
+    assert len(states) == 4
+    np.testing.assert_array_equal(states[0], x)
+    y = np.asarray(stack(x))
+    np.testing.assert_allclose(states[-1], y, atol=1e-6)
+    for i in range(3):
+        np.testing.assert_allclose(states[i] + stack.step_residual(states[i], i),
+                                   states[i + 1], atol=1e-6)
+    np.testing.assert_array_equal(stack.shortcut(x), x)
+    np.testing.assert_allclose(stack.merge(stack.shortcut(x), stack.residual(x)), y, atol=1e-6)
+    assert stack.compute_output_shape((None, 6, 6, 4)) == (None, 6, 6, 4)
+
+
+def test_stack_is_one_chain_block_of_a_functional_model():
+    model = _stack_net(steps=3)
+    assert [b.name for b in blocks(model)] == ["stage1_block1"]
+    x = _x((3, 6, 6, 3))
+    dropped = run_plan(chain_plan(model, drop=["stage1_block1"]), x)
+    stem = keras.Model(model.inputs[0], model.get_layer("stem_conv").output)
+    head = [model.get_layer(n) for n in ("post_bn", "post_relu", "avg_pool", "predictions")]
+    h = stem(x)
+    for layer in head:
+        h = layer(h)
+    np.testing.assert_allclose(dropped, h, atol=1e-5)  # the deleted stack is the identity
+
+
+def test_save_load_and_clone_give_identical_outputs(tmp_path):
+    inputs = keras.Input((6, 6, 4))
+    stack = SharedResidualStack(4, steps=3, gamma_init=0.25, kernel_size=1,
+                                residual_scale=0.5, bn_momentum=0.8, name="stage1_block1")
+    model = keras.Model(inputs, stack(inputs))
+    rng = np.random.default_rng(1)
+    for w in model.weights:  # every weight non-trivial, so a lost or mixed-up one would show
+        w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
+    x = _x((2, 6, 6, 4))
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+    assert loaded.layers[1].get_config() == stack.get_config()
+    config = stack.get_config()
+    assert (config["steps"], config["norm_per_step"], config["gamma_init"],
+            config["kernel_size"]) == (3, True, 0.25, 1)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), expected)
+
+
+def test_keras_layer_test_harness():
+    from keras.src import testing
+
+    class Harness(testing.TestCase):
+        def runTest(self):
+            self.run_layer_test(SharedResidualStack, init_kwargs=dict(filters=4, steps=2),
+                                input_shape=(2, 5, 5, 4), expected_output_shape=(2, 5, 5, 4),
+                                expected_num_trainable_weights=2 + 2 * 2 * 2,
+                                expected_num_non_trainable_weights=2 * 2 * 2,
+                                supports_masking=False, run_training_check=True)
+
+    result = Harness().run()
+    assert result.wasSuccessful(), result.errors + result.failures
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(steps=0), "steps"),
+    (dict(steps=2.5), "steps"),
+    (dict(gamma_init=0.0), "gamma_init"),
+    (dict(strides=2), "strides"),
+    (dict(plain=True), "plain"),
+    (dict(shortcut="C"), "shortcut"),
+    (dict(avg_down=True), "avg_down"),
+    (dict(kernel_size=0), "kernel_size"),
+    (dict(residual_scale=1.5), "residual_scale"),
+])
+def test_invalid_stack_arguments_name_the_argument(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        SharedResidualStack(4, **kwargs)
+
+
+def test_stack_input_and_step_errors():
+    with pytest.raises(ValueError, match="`filters`=8 channels, got 4"):
+        SharedResidualStack(8)(_x((1, 4, 4, 4)))
+    stack = SharedResidualStack(4, steps=2)
+    with pytest.raises(ValueError, match=r"`step` must be an int in \[0, 2\)"):
+        stack.step_residual(_x((1, 4, 4, 4)), 2)
+
+
+# -- norm growth ------------------------------------------------------------------------------
+def test_norm_growth_of_a_hand_checkable_stack(tmp_path):
+    # dense form, no normalization, identity kernels, positive inputs: each step is
+    # h + s * relu(relu(h)) = (1 + s) h, so ||h_i|| / ||h_0|| = 1.5 ** i exactly.
+    stack = SharedResidualStack(4, steps=3, form="dense", normalization="none",
+                                residual_scale=0.5)
+    stack.build((None, 4))
+    _identity_kernels(stack)
+    x = _x((5, 4), low=0.1)
+    result = norm_growth(stack, x)
+    assert result.names == ["input", "step1", "step2", "step3"]
+    np.testing.assert_allclose(result.ratio, [1.0, 1.5, 2.25, 3.375], rtol=1e-6)
+    np.testing.assert_allclose(result.ratio_std, 0.0, atol=1e-6)
+    np.testing.assert_allclose(result.mean_norm[0], np.linalg.norm(x, axis=1).mean(), rtol=1e-6)
+    assert result.final_ratio == pytest.approx(3.375)
+    result.to_json(tmp_path / "growth.json")
+    assert json.loads((tmp_path / "growth.json").read_text())["names"] == result.names
+    result.plot(tmp_path / "growth.png")
+    assert (tmp_path / "growth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_norm_growth_through_a_chain_model_and_an_expanded_stack():
+    model = residual_mlp(3, 4, input_shape=(4,), preact=True, normalization="none",
+                         residual_scale=0.25)
+    for info in blocks(model):
+        _identity_kernels(info.layer)
+    stem = model.get_layer("stem_dense")
+    stem.set_weights([np.eye(4, dtype="float32"), np.zeros(4, "float32")])
+    x = _x((6, 4), seed=2, low=0.1)  # so h_0 = relu(stem(x)) = x
+    result = norm_growth(model, x, batch_size=4)  # two batches, merged
+    assert result.names == ["stage1_block1.input", "stage1_block1", "stage1_block2",
+                            "stage1_block3"]
+    assert result.n_examples == 6
+    labelled = norm_growth(model, (x, np.zeros(6, "int64")), batch_size=4)  # labels ignored
+    np.testing.assert_array_equal(labelled.ratio, result.ratio)
+    np.testing.assert_allclose(result.mean_norm[0], np.linalg.norm(x, axis=1).mean(), rtol=1e-6)
+    # h_0 >= 0, so every block maps h to h + 0.25 * relu(relu(h)) = 1.25 h
+    np.testing.assert_allclose(result.ratio, 1.25 ** np.arange(4), rtol=1e-6)
+
+    net = _stack_net(steps=3)
+    names, states = hidden_states(net, _x((4, 6, 6, 3)))
+    assert names == ["stage1_block1.input"] + [f"stage1_block1.step{k}" for k in (1, 2, 3)]
+    stem_out = keras.Model(net.inputs[0], net.get_layer("stem_conv").output)(_x((4, 6, 6, 3)))
+    np.testing.assert_allclose(states[0], stem_out, atol=1e-6)
+    collapsed = norm_growth(net, _x((4, 6, 6, 3)), expand_stacks=False)
+    assert collapsed.names == ["stage1_block1.input", "stage1_block1"]
+    expanded = norm_growth(net, _x((4, 6, 6, 3)))
+    assert collapsed.ratio[-1] == pytest.approx(expanded.ratio[-1], rel=1e-6)
+
+
+def test_training_mode_norms_use_batch_statistics_and_leave_the_model_unchanged():
+    net = _stack_net(steps=4)
+    for w in net.non_trainable_weights:
+        w.assign(np.random.default_rng(3).uniform(0.5, 2.0, w.shape).astype("float32"))
+    before = [w.numpy().copy() for w in net.weights]
+    x = _x((16, 6, 6, 3))
+    batch_stats = norm_growth(net, x, training=True)
+    moving = norm_growth(net, x, training=False)
+    assert batch_stats.training and not moving.training
+    assert abs(batch_stats.final_ratio - moving.final_ratio) > 1e-3
+    for w, value in zip(net.weights, before):
+        np.testing.assert_array_equal(w.numpy(), value)
+
+
+def test_naive_sharing_grows_activations_more_than_unshared_batch_norm():
+    x = _x((32, 6, 6, 3))
+    ratios = {}
+    for naive in (True, False):
+        keras.utils.set_random_seed(0)
+        net = _stack_net(steps=6, channels=8, norm_per_step=not naive,
+                         gamma_init=1.0 if naive else 0.1)
+        ratios[naive] = norm_growth(net, x, training=True).final_ratio
+    assert ratios[True] > 2.0 * ratios[False] > 2.0
+
+
+def test_norm_growth_errors():
+    model = residual_mlp(2, 4, input_shape=(4,))
+    with pytest.raises(ValueError, match=r"`x` must have shape \(n, 4\)"):
+        norm_growth(model, _x((3, 5)))
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        norm_growth(model, np.full((2, 4), np.nan, "float32"))
+    with pytest.raises(ValueError, match="`max_examples`"):
+        norm_growth(model, _x((3, 4)), max_examples=0)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        norm_growth(model, _x((3, 4)), batch_size=0)
+    with pytest.raises(ValueError, match="`model` must be a chain keras.Model"):
+        norm_growth(keras.layers.Dense(3), _x((3, 4)))
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="no residual blocks"):
+        norm_growth(keras.Model(plain.inputs, plain.outputs), _x((3, 4)))
+    with pytest.raises(ValueError, match="is not built"):
+        norm_growth(SharedResidualStack(4, form="dense"), _x((3, 4)))
+
+
+# -- training stability -----------------------------------------------------------------------
+def test_training_stability_summaries(tmp_path):
+    nan = training_stability([2.3, 1.9, float("nan"), 1.0])
+    assert (nan.diverged, nan.finite, nan.first_nonfinite) == (True, False, 2)
+    assert nan.reference == 2.3 and nan.peak_ratio == 1.0
+    blown = training_stability([2.0, 30.0, 1.0], reference=2.0, blowup_factor=10.0)
+    assert blown.diverged and blown.finite and blown.peak_ratio == 15.0
+    calm = training_stability([2.3, 1.2, 0.5], reference=math.log(10))
+    assert not calm.diverged and calm.final_loss == 0.5
+    assert calm.peak_ratio == pytest.approx(2.3 / math.log(10))
+    assert calm.to_dict()["losses"] == [2.3, 1.2, 0.5]
+    assert nan.to_dict()["losses"][2] is None  # strict JSON: NaN becomes null
+    nan.plot(tmp_path / "nan.png")
+    assert (tmp_path / "nan.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="`losses` is empty"):
+        training_stability([])
+    with pytest.raises(ValueError, match="`blowup_factor`"):
+        training_stability([1.0], blowup_factor=1.0)
+    with pytest.raises(ValueError, match="`reference`"):
+        training_stability([1.0], reference=-1.0)
+    with pytest.raises(ValueError, match="pass a positive `reference`"):
+        training_stability([float("inf"), 1.0])
+
+
+def _tiny_classifier():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    return model
+
+
+def test_loss_recorder_recovers_each_batch_loss():
+    model = _tiny_classifier()  # learning rate 0: the weights never change
+    x, y = _x((40, 3), seed=4), np.arange(40) % 4
+    recorder = LossRecorder()
+    model.fit(x, y, batch_size=10, epochs=2, shuffle=False, verbose=0, callbacks=[recorder])
+    per_example = keras.losses.sparse_categorical_crossentropy(y, model(x), from_logits=True)
+    expected = np.asarray(per_example).reshape(4, 10).mean(1)
+    np.testing.assert_allclose(recorder.losses, np.tile(expected, 2), rtol=1e-5)
+    assert not recorder.stability().diverged
+
+
+def test_loss_recorder_stops_at_the_first_nonfinite_loss():
+    model = _tiny_classifier()
+    x, y = _x((40, 3), seed=4), np.arange(40) % 4
+    x[15] = np.nan  # in the second batch
+    recorder = LossRecorder(stop_on_nonfinite=True)
+    model.fit(x, y, batch_size=10, epochs=3, shuffle=False, verbose=0, callbacks=[recorder])
+    assert len(recorder.losses) == 2 and math.isnan(recorder.losses[1])
+    summary = recorder.stability()
+    assert summary.diverged and summary.first_nonfinite == 1
+
+
+# -- the reproductions ------------------------------------------------------------------------
+def test_scaling_szegedy_quick(tmp_path):
+    results = run_script("scaling_szegedy", tmp_path)
+    check_results(results, tmp_path, "scaling_szegedy")
+    assert results["finding_held"] is True
+    runs = results["numbers"]["runs"]
+    assert set(runs) == {"1", "0.3", "0.1"}
+    assert runs["1"]["init_ratio"] > runs["0.3"]["init_ratio"] > runs["0.1"]["init_ratio"] > 1
+    assert runs["1"]["first_nonfinite_step"] is not None
+    assert len(runs["0.1"]["init_ratio_per_block"]) == results["config"]["blocks"] + 1
+
+
+def test_sharing_liao_quick(tmp_path):
+    results = run_script("sharing_liao", tmp_path)
+    check_results(results, tmp_path, "sharing_liao")
+    assert results["finding_held"] is True
+    runs = results["numbers"]["runs"]
+    steps = results["config"]["steps"]
+    assert runs["naive"]["init_ratio"] > runs["unshared_bn"]["init_ratio"]
+    assert runs["naive"]["test_accuracy"] < runs["unshared_bn"]["test_accuracy"]
+    assert len(runs["unshared_bn"]["init_ratio_per_step"]) == steps + 1
+    # the shared stacks differ only by batch-norm pairs: (steps - 1) * 2 norms * 2C more
+    width = results["config"]["width"]
+    assert (runs["unshared_bn"]["trainable_params"] - runs["naive"]["trainable_params"]
+            == (steps - 1) * 2 * 2 * width)
