@@ -14,6 +14,7 @@ from keras_resnet_lab.layers import (  # noqa: E402
     HighwayBlock,
     MultiResidualBlock,
     ResidualBlock,
+    SharedResidualStack,
     SqueezeExcite,
 )
 from keras_resnet_lab.models import (  # noqa: E402
@@ -23,6 +24,7 @@ from keras_resnet_lab.models import (  # noqa: E402
     cifar_network,
     cifar_resnet,
     find_block,
+    highway_mlp,
     highway_net,
     multi_residual_net,
     residual_mlp,
@@ -34,7 +36,7 @@ from keras_resnet_lab.models import (  # noqa: E402
 
 __all__ = [
     "BlockBase", "BlockInfo", "HighwayBlock", "MultiResidualBlock", "ResidualBlock",
-    "SqueezeExcite", "__version__", "blocks", "build_model", "cifar_network", "cifar_resnet",
-    "find_block", "highway_net", "multi_residual_net", "residual_mlp", "resnet", "resnext",
-    "stages", "wide_resnet",
+    "SharedResidualStack", "SqueezeExcite", "__version__", "blocks", "build_model",
+    "cifar_network", "cifar_resnet", "find_block", "highway_mlp", "highway_net",
+    "multi_residual_net", "residual_mlp", "resnet", "resnext", "stages", "wide_resnet",
 ]

@@ -7,6 +7,15 @@ that serialize to JSON and plot themselves.
 - :mod:`.shattering`: shattered gradients and the looks-linear init (Balduzzi et al., arXiv
   1702.08591).
 - :mod:`.similarity`: linear CKA between blocks (Kornblith et al., arXiv 1905.00414).
+- :mod:`.estimation`: estimation error per stage (Greff et al., arXiv 1612.07771).
+- :mod:`.gates`: highway transform gates and gate lesions (Srivastava et al., arXiv 1507.06228).
+- :mod:`.multi_residual`: multi-residual networks at equal parameters (Abdi & Nahavandi, arXiv
+  1609.05672).
+- :mod:`.norms`: activation-norm growth and training stability (Szegedy et al., arXiv
+  1602.07261; weight-shared stacks, Liao & Poggio, arXiv 1604.03640).
+- :mod:`.hessian`: the Hessian at zero initialization of linear nets with shortcuts (Li et al.,
+  arXiv 1611.01186).
+- :mod:`.filter_refinement`: the filter refinement score (Chu et al., arXiv 1701.02362).
 
 Example:
     >>> from keras_resnet_lab.analysis import lesion_study
@@ -14,7 +23,45 @@ Example:
     >>> result.plot("lesion.png")
 """
 
+from keras_resnet_lab.analysis.estimation import (
+    EstimationResult,
+    block_outputs,
+    estimation_errors,
+    stage_estimation_errors,
+)
+from keras_resnet_lab.analysis.filter_refinement import (
+    FilterRefinementResult,
+    channel_correlation,
+    filter_refinement,
+    pair_score,
+    random_channel_pairs,
+)
+from keras_resnet_lab.analysis.gates import (
+    GATE_THRESHOLD,
+    IDLE_ERROR_INCREASE,
+    GateResult,
+    gate_blocks,
+    gate_lesions,
+    gate_statistics,
+    transform_gates,
+)
+from keras_resnet_lab.analysis.hessian import (
+    HessianResult,
+    autodiff_hessian,
+    condition_number,
+    finite_difference_hessian,
+    shortcut_hessian,
+    zero_init_hessian,
+)
 from keras_resnet_lab.analysis.lesion import LesionResult, kendall_tau, lesion_study
+from keras_resnet_lab.analysis.norms import (
+    LossRecorder,
+    NormGrowthResult,
+    TrainingStability,
+    hidden_states,
+    norm_growth,
+    training_stability,
+)
 from keras_resnet_lab.analysis.paths import (
     PathGradientResult,
     PathLengthDistribution,
@@ -46,6 +93,13 @@ from keras_resnet_lab.analysis.similarity import (
 )
 
 __all__ = [
+    "GATE_THRESHOLD", "IDLE_ERROR_INCREASE", "EstimationResult", "FilterRefinementResult",
+    "GateResult", "HessianResult", "LossRecorder", "NormGrowthResult", "TrainingStability",
+    "autodiff_hessian", "block_outputs", "channel_correlation", "condition_number",
+    "estimation_errors", "filter_refinement", "finite_difference_hessian", "gate_blocks",
+    "gate_lesions", "gate_statistics", "hidden_states", "norm_growth", "pair_score",
+    "random_channel_pairs", "shortcut_hessian", "stage_estimation_errors", "training_stability",
+    "transform_gates", "zero_init_hessian",
     "KINDS", "CReLU", "LesionResult", "LooksLinear", "PathGradientResult",
     "PathLengthDistribution", "RefinementResult", "Result", "ShatteringResult",
     "SimilarityResult", "atomic_write_json", "autocorrelation", "block_similarity",

@@ -1,11 +1,14 @@
-"""Block layers: residual, highway and multi-residual blocks, and the parts they share."""
+"""Block layers: residual, highway, multi-residual blocks and weight-shared residual stacks,
+and the parts they share."""
 
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.layers.drop_path import drop_path, linear_drop_path_rates
 from keras_resnet_lab.layers.highway import HighwayBlock
 from keras_resnet_lab.layers.looks_linear import CReLU, LooksLinear, crelu
 from keras_resnet_lab.layers.residual import MultiResidualBlock, ResidualBlock
+from keras_resnet_lab.layers.shared import SharedResidualStack
 from keras_resnet_lab.layers.squeeze_excite import SqueezeExcite
 
 __all__ = ["BlockBase", "CReLU", "HighwayBlock", "LooksLinear", "MultiResidualBlock",
-           "ResidualBlock", "SqueezeExcite", "crelu", "drop_path", "linear_drop_path_rates"]
+           "ResidualBlock", "SharedResidualStack", "SqueezeExcite", "crelu", "drop_path",
+           "linear_drop_path_rates"]
