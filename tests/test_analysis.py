@@ -304,3 +304,50 @@ def test_analyze_command(trained_digits, tmp_path, capsys):
     assert main(["analyze", plain_path, "--experiment", "paths", "--out",
                  str(tmp_path / "q"), "--quiet"]) == 2
     assert "plain" in capsys.readouterr().err
+
+
+def test_analyze_command_analysis_two(trained_digits, tmp_path, capsys):
+    from keras_resnet_lab.cli import main
+    from keras_resnet_lab.models import highway_net
+
+    model, plain, _ = trained_digits
+    path, plain_path = str(tmp_path / "m.keras"), str(tmp_path / "p.keras")
+    model.save(path)
+    plain.save(plain_path)
+    highway = highway_net(2, widths=(8, 8), input_shape=(16, 16, 3), num_classes=10)
+    highway.save(tmp_path / "h.keras")
+    runs = {
+        "estimation": [path],
+        "filters": [path, "--plain", plain_path],
+        "norms": [path],
+        "gates": [str(tmp_path / "h.keras")],
+        "hessian": ["--max-depth", "6"],
+        "multires": ["--epochs", "1"],
+    }
+    for experiment, extra in runs.items():
+        out = tmp_path / experiment
+        argv = ["analyze", *extra[:1], "--experiment", experiment, *extra[1:], "--out",
+                str(out), "--quiet"]
+        if experiment in ("hessian", "multires"):
+            argv = ["analyze", "--experiment", experiment, *extra, "--out", str(out), "--quiet"]
+        assert main(argv) == 0, (experiment, capsys.readouterr().err)
+        with open(out / f"{experiment}.json") as f:
+            result = json.load(f)
+        assert _is_png(out / f"{experiment}.png")
+        if experiment == "filters":
+            assert result["twin_name"] == "digits_net_plain"
+            assert result["score"] > result["twin_score"]
+        if experiment == "gates":
+            assert len(result["mean_gate"]) == 4  # one per highway layer
+        if experiment == "hessian":
+            assert result["depths"]["2"] == [2, 4, 6]
+        if experiment == "multires":
+            params = [c["params"] for c in result["configs"]]
+            assert params[0] == params[1]
+    printed = capsys.readouterr().out
+    assert "||h_L|| / ||h_0||" in printed and "n=2" in printed
+    assert main(["analyze", path, "--experiment", "hessian", "--out", str(tmp_path / "x")]) == 2
+    assert "builds its own networks" in capsys.readouterr().err
+    assert main(["analyze", "--experiment", "estimation", "--out", str(tmp_path / "y")]) == 2
+    assert "needs a MODEL.keras" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -26,15 +26,25 @@ def test_lab_writes_report_summary_and_artifacts(lab_run):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["findings"]) == {
         "plain_trains_slower", "lesion_plain_fragile", "short_paths_carry_gradient",
-        "iterative_refinement", "blocks_refine_not_replace", "filters_refined_across_blocks"}
+        "iterative_refinement", "blocks_refine_not_replace", "filters_refined_across_blocks",
+        "estimation", "filters", "hessian", "multires"}
     train = summary["steps"]["train"]
     assert len(train["residual"]["train_loss"]) == len(train["plain"]["train_loss"]) == 8
     assert train["residual"]["final_test_accuracy"] > 0.5
     for fmt in ("savedmodel", "onnx"):
         assert summary["steps"]["export"][fmt]["passed"]
         assert (out / "export" / fmt / "manifest.json").exists()
-    for name in ("lesion", "paths", "refinement", "similarity_residual", "similarity_plain"):
+    for name in ("lesion", "paths", "refinement", "similarity_residual", "similarity_plain",
+                 "estimation", "filters", "hessian", "multires"):
         assert (out / "analysis" / f"{name}.json").exists()
+        assert (out / "figures" / f"{name}.png").exists() or name.startswith("similarity")
+    more = summary["steps"]["findings"]
+    # Exact or near-exact: equal parameters; n = 2 Hessian conditioning flat in depth; the
+    # filter score reads the numbers of its own result.
+    configs = more["multires"]["configs"]
+    assert configs[0]["params"] == configs[1]["params"]
+    assert summary["findings"]["hessian"] is True
+    assert more["filters"]["score"] > more["filters"]["twin_score"]
     assert (out / "README.md").read_text().startswith("# keras-resnet-lab lab output")
 
 
@@ -42,7 +52,7 @@ def test_report_is_self_contained_and_reads_this_runs_numbers(lab_run):
     _, out = lab_run
     page = (out / "report.html").read_text()
     sources = re.findall(r"<img src='([^']*)'", page)
-    assert len(sources) >= 10 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) >= 14 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
     summary = json.loads((out / "summary.json").read_text())
     accuracy = summary["steps"]["train"]["residual"]["final_test_accuracy"]
@@ -58,7 +68,7 @@ def test_rerun_refuses_without_force_and_resume_skips_finished_steps(lab_run, ca
     os.remove(out / "report.html")
     assert main(["lab", "--quick", "--out", str(out), "--resume"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("already done, skipped") == 4
+    assert printed.count("already done, skipped") == 5
     assert (out / "report.html").exists()
 
 

@@ -54,6 +54,16 @@ from keras_resnet_lab.analysis.hessian import (
     zero_init_hessian,
 )
 from keras_resnet_lab.analysis.lesion import LesionResult, kendall_tau, lesion_study
+from keras_resnet_lab.analysis.multi_residual import (
+    MultiResidualComparison,
+    MultiResidualConfig,
+    branch_factorizations,
+    compare_multi_residual,
+    describe_network,
+    equal_parameter_networks,
+    parameter_count,
+    path_length_counts,
+)
 from keras_resnet_lab.analysis.norms import (
     LossRecorder,
     NormGrowthResult,
@@ -99,7 +109,9 @@ __all__ = [
     "estimation_errors", "filter_refinement", "finite_difference_hessian", "gate_blocks",
     "gate_lesions", "gate_statistics", "hidden_states", "norm_growth", "pair_score",
     "random_channel_pairs", "shortcut_hessian", "stage_estimation_errors", "training_stability",
-    "transform_gates", "zero_init_hessian",
+    "transform_gates", "zero_init_hessian", "MultiResidualComparison", "MultiResidualConfig",
+    "branch_factorizations", "compare_multi_residual", "describe_network",
+    "equal_parameter_networks", "parameter_count", "path_length_counts",
     "KINDS", "CReLU", "LesionResult", "LooksLinear", "PathGradientResult",
     "PathLengthDistribution", "RefinementResult", "Result", "ShatteringResult",
     "SimilarityResult", "atomic_write_json", "autocorrelation", "block_similarity",

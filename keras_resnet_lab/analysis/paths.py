@@ -5,7 +5,9 @@ through exactly ``k`` branches. Veit et al. estimate the gradient that reaches t
 paths of each length ``k``: in one forward pass (values unchanged), ``k`` random blocks pass
 gradient only through their branch and the others only through their skip connection. The
 gradient magnitude falls roughly exponentially with ``k``, so although most paths have length
-about ``n / 2``, almost all of the gradient comes from much shorter paths.
+about ``n / 2``, almost all of the gradient comes from much shorter paths. Blocks of ``k``
+residual branches (multi-residual networks, arXiv 1609.05672) give ``(k + 1)**n`` paths,
+``C(n, j) * k**j`` of length ``j`` (``path_lengths(n, branches=k)``).
 """
 
 import dataclasses
@@ -29,31 +31,48 @@ QUANTITIES = ("loss", "logits_sum")
 
 @dataclasses.dataclass
 class PathLengthDistribution(Result):
-    """The exact path-length distribution of ``n_blocks`` residual blocks: ``counts[k]`` =
-    C(n, k) paths through ``k`` branches, ``fractions[k]`` = C(n, k) / 2**n."""
+    """The exact path-length distribution of ``n_blocks`` blocks of ``branches`` residual
+    branches each: ``counts[j]`` = C(n, j) * k**j paths through ``j`` branches (one branch
+    chosen in each of ``j`` blocks, the skip in the others), ``fractions[j]`` = counts[j] /
+    (k + 1)**n. With ``branches=1`` (ordinary residual blocks) C(n, j) of 2**n paths."""
 
     n_blocks: int
     counts: list
     fractions: list
+    branches: int = 1
 
     @property
     def total(self):
-        """Number of paths, ``2 ** n_blocks``."""
-        return 2 ** self.n_blocks
+        """Number of paths, ``(branches + 1) ** n_blocks``."""
+        return (self.branches + 1) ** self.n_blocks
+
+    @property
+    def mean_length(self):
+        """Mean path length, ``n_blocks * branches / (branches + 1)``."""
+        return self.n_blocks * self.branches / (self.branches + 1)
 
     def draw(self, axes):
         (ax,) = axes
         ax.bar(range(self.n_blocks + 1), self.fractions, color="C0")
+        where = f"{self.n_blocks} blocks" + (
+            f" x {self.branches} branches" if self.branches > 1 else "")
         ax.set(xlabel="path length (branches on the path)", ylabel="fraction of paths",
-               title=f"{self.n_blocks} blocks: {self.total:.3g} paths")
+               title=f"{where}: {self.total:.3g} paths")
 
 
-def path_lengths(n_blocks):
-    """The binomial distribution of path lengths through ``n_blocks`` residual blocks
-    (Veit et al., arXiv 1605.06431): C(n, k) of the 2**n paths pass through k branches.
+def path_lengths(n_blocks, branches=1):
+    """The distribution of path lengths through ``n_blocks`` residual blocks of ``branches``
+    branches each.
+
+    A residual block has 2 paths (skip or branch), so ``n`` blocks unroll into 2**n paths,
+    C(n, j) of them through j branches (binomial; Veit et al., arXiv 1605.06431). A
+    multi-residual block ``x + sum_i F_i(x)`` has k + 1 (skip or one of k branches), so ``n``
+    such blocks give (k + 1)**n paths, C(n, j) * k**j of length j (Abdi & Nahavandi, arXiv
+    1609.05672).
 
     Args:
-        n_blocks: number of residual blocks (54 for ResNet-110).
+        n_blocks: number of blocks (54 for ResNet-110).
+        branches: residual branches per block, k >= 1 (1: ordinary residual blocks).
 
     Returns:
         :class:`PathLengthDistribution` with exact integer counts.
@@ -61,11 +80,14 @@ def path_lengths(n_blocks):
     Example:
         >>> path_lengths(3).counts
         [1, 3, 3, 1]
+        >>> path_lengths(2, branches=4).counts  # 25 = 5**2 paths
+        [1, 8, 16]
     """
     n = positive_int("n_blocks", n_blocks)
-    counts = [math.comb(n, k) for k in range(n + 1)]
-    total = 2 ** n
-    return PathLengthDistribution(n, counts, [c / total for c in counts])
+    k = positive_int("branches", branches)
+    counts = [math.comb(n, j) * k ** j for j in range(n + 1)]
+    total = (k + 1) ** n
+    return PathLengthDistribution(n, counts, [c / total for c in counts], k)
 
 
 def _mask_shape(h, batch):

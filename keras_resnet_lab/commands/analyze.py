@@ -2,28 +2,43 @@
 
 from keras_resnet_lab.commands._common import add_run_arguments
 
-EXPERIMENTS = ("lesion", "paths", "refinement", "similarity")
+#: Experiments on a saved model (MODEL.keras required).
+MODEL_EXPERIMENTS = ("lesion", "paths", "refinement", "similarity", "estimation", "gates",
+                     "filters", "norms")
+#: Experiments that build their own networks (no MODEL.keras).
+OWN_EXPERIMENTS = ("hessian", "multires")
+EXPERIMENTS = MODEL_EXPERIMENTS + OWN_EXPERIMENTS
 DATASETS = ("digits",)
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "analyze", help="lesion, path-gradient, refinement or similarity analysis of a model",
+        "analyze", help="the papers' experiments on a model (lesion, paths, refinement, ...)",
         description="Run one of the residual-network experiments on a .keras classifier of this "
-                    "library: lesion (delete / reorder blocks, Veit et al. 1605.06431), paths "
+                    "library, on the embedded digits test split resized to the model's input: "
+                    "lesion (delete / reorder blocks, Veit et al. 1605.06431), paths "
                     "(gradient per path length, Veit et al.), refinement (cos(F(h), -dL/dh) "
-                    "and ||F(h)||/||h|| per block, Jastrzebski et al. 1710.04773) or similarity "
-                    "(linear CKA between blocks, Kornblith et al. 1905.00414), on the embedded "
-                    "digits test split resized to the model's input. Writes EXPERIMENT.json "
-                    "and EXPERIMENT.png into --out.")
-    parser.add_argument("model", metavar="MODEL.keras", help="a saved Keras model file")
+                    "and ||F(h)||/||h|| per block, Jastrzebski et al. 1710.04773), similarity "
+                    "(linear CKA between blocks, Kornblith et al. 1905.00414), estimation "
+                    "(h_i - h_end of each stage, Greff et al. 1612.07771), gates (highway "
+                    "transform gates and gate lesions, Srivastava et al. 1507.06228), filters "
+                    "(same-channel similarity of consecutive blocks, Chu et al. 1701.02362; "
+                    "with --plain, the twin too) or norms (||h_i||/||h_0|| through the blocks, "
+                    "Szegedy et al. 1602.07261). Two experiments build their own networks and "
+                    "take no MODEL: hessian (Hessian at zero init of linear nets with "
+                    "shortcuts of 1, 2, 3 layers, Li et al. 1611.01186) and multires (k = 1 "
+                    "against k = 4 branches at equal parameters, trained on the digits, Abdi "
+                    "& Nahavandi 1609.05672). Writes EXPERIMENT.json and EXPERIMENT.png into "
+                    "--out.")
+    parser.add_argument("model", metavar="MODEL.keras", nargs="?", default=None,
+                        help="a saved Keras model file (not for hessian, multires)")
     parser.add_argument("--experiment", required=True, choices=EXPERIMENTS)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--data", choices=DATASETS, default="digits",
                         help="evaluation data: the embedded digits at the model's input size "
                              "(default)")
     parser.add_argument("--plain", metavar="PLAIN.keras", default=None,
-                        help="lesion: the plain twin, studied the same way")
+                        help="lesion, filters: the plain twin, studied the same way")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="use only this many test examples (default: all 360)")
     parser.add_argument("--draws", type=int, default=3,
@@ -32,6 +47,10 @@ def register(subparsers):
     parser.add_argument("--samples-per-length", type=int, default=32,
                         help="paths: samples per path length (default 32; Veit et al. used "
                              "1000)")
+    parser.add_argument("--max-depth", type=int, default=32,
+                        help="hessian: largest depth in layers (default 32)")
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="multires: training epochs of each network (default 6)")
     add_run_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -56,16 +75,24 @@ def digits_for(model):
 
 
 def run(args):
-    import os
 
     from keras_resnet_lab.commands._common import CliError, load_model_file, prepare_out_dir
 
-    for name in ("max_examples", "draws", "samples_per_length"):
+    for name in ("max_examples", "draws", "samples_per_length", "max_depth", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.plain is not None and args.experiment != "lesion":
-        raise CliError("--plain is used by --experiment lesion only")
+    if args.plain is not None and args.experiment not in ("lesion", "filters"):
+        raise CliError("--plain is used by --experiment lesion and filters only")
+    if args.experiment in OWN_EXPERIMENTS:
+        if args.model is not None:
+            raise CliError(f"--experiment {args.experiment} builds its own networks: give no "
+                           "MODEL.keras")
+        out = prepare_out_dir(args.out, force=args.force, marker="files")
+        result, lines = _own_experiment(args)
+        return _finish(args, out, result, lines)
+    if args.model is None:
+        raise CliError(f"--experiment {args.experiment} needs a MODEL.keras file")
     model = load_model_file(args.model)
     plain = load_model_file(args.plain) if args.plain else None
     x, y = digits_for(model)
@@ -102,12 +129,79 @@ def run(args):
         lines = ["block  cos(F,-grad)  ||F||/||h||  loss if dropped"] + [
             f"{n}  {c:+.3f}  {r:.3f}  {d:.3f}" for n, c, r, d in
             zip(result.block_names, result.cos_neg_grad, result.norm_ratio, result.drop_loss)]
-    else:
+    elif args.experiment == "similarity":
         from keras_resnet_lab.analysis.similarity import block_similarity
 
         result = block_similarity(model, (x, y), progress_bar=show)
         lines = [f"linear CKA of consecutive blocks: within a stage {result.within_stage:.3f}, "
                  f"across stages {result.across_stages:.3f}"]
+    elif args.experiment == "estimation":
+        from keras_resnet_lab.analysis.estimation import estimation_errors
+
+        result = estimation_errors(model, (x, y), progress_bar=show)
+        lines = ["block  mean/rms(h_end)  std/rms(h_end)"] + [
+            f"{n}  {m:+.3f}  {sd:.3f}" for n, m, sd, ok in
+            zip(result.block_names, result.normalized_mean, result.normalized_std,
+                result.measured) if ok]
+    elif args.experiment == "gates":
+        from keras_resnet_lab.analysis.gates import gate_statistics
+
+        result = gate_statistics(model, (x, y), progress_bar=show)
+        lines = ["layer  mean T  accuracy with T=0"] + [
+            f"{n}  {t:.3f}  {a:.3f}" for n, t, a in
+            zip(result.block_names, result.mean_gate, result.lesion_accuracy)]
+    elif args.experiment == "filters":
+        from keras_resnet_lab.analysis.filter_refinement import filter_refinement
+
+        if plain is not None:
+            digits_for(plain)
+        result = filter_refinement(model, (x, y), twin=plain, seed=args.seed,
+                                   progress_bar=show)
+        lines = [f"same channel at consecutive blocks: {result.same_channel_mean:.3f}, random "
+                 f"channel pairs: {result.random_pair_mean:.3f} (score {result.score:+.3f})"]
+        if plain is not None:
+            lines.append(f"plain twin: score {result.twin_score:+.3f}")
+    else:
+        from keras_resnet_lab.analysis.norms import norm_growth
+
+        result = norm_growth(model, x, progress_bar=show)
+        lines = [f"||h_L|| / ||h_0|| = {result.final_ratio:.3f} over {len(result.ratio) - 1} "
+                 "blocks (moving batch-norm statistics)"]
+    return _finish(args, out, result, lines)
+
+
+def _own_experiment(args):
+    """The experiments that build their own networks: ``(result, summary lines)``."""
+    show = not args.quiet
+    if args.experiment == "hessian":
+        from keras_resnet_lab.analysis.hessian import zero_init_hessian
+
+        result = zero_init_hessian(max_depth=args.max_depth, seed=args.seed,
+                                   progress_bar=show)
+        lines = ["shortcut  condition number at depths " + ", ".join(
+            str(d) for d in result.depths[str(result.shortcuts[0])])]
+        for n in result.shortcuts:
+            values = result.condition[str(n)]
+            lines.append(f"n={n}  " + ", ".join(
+                "-" if v is None else f"{v:.3g}" for v in values)
+                + f"  (largest |eigenvalue| {max(result.max_abs_eigenvalue[str(n)]):.3g})")
+        return result, lines
+    from keras_resnet_lab.analysis.multi_residual import compare_multi_residual
+    from keras_resnet_lab.data import load_digits
+    from keras_resnet_lab.lab.pipeline import MULTIRES
+
+    train, test = load_digits(image_size=8, channels=3)
+    result = compare_multi_residual(**MULTIRES, train=train, test=test, seeds=(args.seed,),
+                                    epochs=args.epochs, progress_bar=show)
+    lines = [f"{c['n_blocks']} blocks with k = {c['branches']}: {c['params']:,} "
+             f"parameters, test accuracy {acc:.3f}"
+             for c, acc in zip(result.configs, result.mean_accuracy)]
+    return result, lines
+
+
+def _finish(args, out, result, lines):
+    import os
+
     for line in lines:
         print(line)
     for path in (result.to_json(os.path.join(out, f"{args.experiment}.json")),

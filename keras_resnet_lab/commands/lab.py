@@ -5,7 +5,9 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "lab", help="train a ResNet and its plain twin, dissect both, write report.html",
         description="Train a CIFAR-style ResNet and its plain twin, run the lesion study, the "
-                    "path-length analysis, refinement metrics and block similarity, draw "
+                    "path-length analysis, refinement metrics and block similarity, the "
+                    "estimation error and filter refinement score, the Hessian at zero init "
+                    "and multi-residual at equal parameters, draw "
                     "Grad-CAM and the refinement view, export the ResNet to SavedModel and "
                     "ONNX, and write a self-contained report.html with summary.json. Runs "
                     "offline on the embedded digits by default.")

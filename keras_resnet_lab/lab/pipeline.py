@@ -1,6 +1,7 @@
 """The lab: train a residual network and its plain twin, take both apart, look inside, ship.
 
-Five steps, each resumable: ``train`` -> ``analysis`` -> ``vis`` -> ``export`` -> ``report``.
+Six steps, each resumable: ``train`` -> ``analysis`` -> ``findings`` -> ``vis`` -> ``export``
+-> ``report``.
 A finished step leaves ``steps/<name>.json`` (its numbers) in the output folder; with
 ``resume=True`` finished steps are skipped and their numbers read back, so an interrupted run
 continues where it stopped (training itself resumes from its last finished epoch).
@@ -16,9 +17,14 @@ import numpy as np
 
 from keras_resnet_lab.layers._checks import one_of
 
-STEPS = ("train", "analysis", "vis", "export", "report")
+STEPS = ("train", "analysis", "findings", "vis", "export", "report")
 DATASETS = ("digits", "cifar10")
 DEPTHS = (20, 32, 56, 110)
+#: Multi-residual at equal parameters on the 8x8 digits: 2 stages of 16 channels, 8 blocks of
+#: k = 1 against 2 blocks of k = 4 (benchmarks/multires_abdi.py --quick; at 8 channels the
+#: deeper net generalizes better, the paper's depth threshold).
+MULTIRES = dict(total_branches=4, branches=(1, 4), widths=(16, 16), batch_size=128,
+                learning_rate=0.1, jit_compile=False)
 
 
 @dataclasses.dataclass
@@ -60,7 +66,8 @@ class LabConfig:
         q = self.quick
         return {"analysis_examples": 200 if q else 360, "path_samples": 24 if q else 64,
                 "lesion_draws": 2 if q else 5, "vis_steps": 40 if q else 100,
-                "vis_filters": 3 if q else 4, "cam_images": 6 if q else 8}
+                "vis_filters": 3 if q else 4, "cam_images": 6 if q else 8,
+                "hessian_depth": 16 if q else 32, "multires_epochs": 6}
 
 
 class Lab:
@@ -225,6 +232,42 @@ class Lab:
             sim = block_similarity(model, data)
             self._save(sim, f"similarity_{kind}")
             numbers[f"similarity_{kind}"] = sim.to_dict()
+        return numbers
+
+    def step_findings(self):
+        """More of the papers' findings: on the lab's two networks, the estimation error
+        (Greff et al.) and the filter refinement score against the plain twin (Chu et al.);
+        built by the step itself, Li et al.'s Hessian at zero initialization and Abdi &
+        Nahavandi's multi-residual networks at equal parameters (on the 8x8 digits)."""
+        from keras_resnet_lab.analysis.estimation import estimation_errors
+        from keras_resnet_lab.analysis.filter_refinement import filter_refinement
+        from keras_resnet_lab.analysis.hessian import zero_init_hessian
+        from keras_resnet_lab.analysis.multi_residual import compare_multi_residual
+        from keras_resnet_lab.data import load_digits
+
+        s = self.config.settings()
+        data = self.test_sample(s["analysis_examples"])
+        res, plain = self.model("residual"), self.model("plain")
+        numbers = {}
+        self.say("  estimation error per stage (residual)")
+        estimation = estimation_errors(res, data)
+        self._save(estimation, "estimation")
+        numbers["estimation"] = estimation.to_dict()
+        self.say("  filter refinement score (residual and plain)")
+        filters = filter_refinement(res, data, twin=plain, seed=self.config.seed)
+        self._save(filters, "filters")
+        numbers["filters"] = filters.to_dict()
+        self.say("  Hessian at zero initialization (linear nets, shortcuts of 1-3 layers)")
+        hessian = zero_init_hessian(max_depth=s["hessian_depth"], seed=self.config.seed)
+        self._save(hessian, "hessian")
+        numbers["hessian"] = hessian.to_dict()
+        self.say("  multi-residual (k = 4) against residual (k = 1) at equal parameters")
+        train, test = load_digits(image_size=8, channels=3)
+        multires = compare_multi_residual(**MULTIRES, train=train, test=test,
+                                          seeds=(self.config.seed,),
+                                          epochs=s["multires_epochs"])
+        self._save(multires, "multires")
+        numbers["multires"] = multires.to_dict()
         return numbers
 
     def _save(self, result, name):

@@ -165,6 +165,74 @@ def read_export(export):
             + ").")
 
 
+def read_estimation(est):
+    measured = [i for i, m in enumerate(est["measured"]) if m]
+    means = [abs(est["normalized_mean"][i]) for i in measured]
+    stds = [est["normalized_std"][i] for i in measured]
+    steps = []
+    for stage in sorted({est["stages"][i] for i in measured}):
+        values = [est["normalized_std"][i] for i in measured if est["stages"][i] == stage]
+        steps.extend(b < a for a, b in zip(values, values[1:]))
+    shrink = float(np.mean(steps)) if steps else None
+    near_zero = max(m / s for m, s in zip(means, stds) if s > 0) if stds else None
+    text = (f"Greff et al. (arXiv 1612.07771) read the blocks of a stage as unrolled iterative "
+            f"estimation of the same features: the estimation error h_i - h_end of block i "
+            f"against the stage's last output should have a mean near 0 and a spread that "
+            f"shrinks with depth. Here, over {len(measured)} blocks (the stages' last blocks "
+            f"are 0 by definition), |mean| is at most {max(means):.2f} RMS(h_end) and at most "
+            f"{near_zero:.2f} of the standard deviation, which falls from "
+            f"{max(stds):.2f} to {min(stds):.2f} RMS(h_end); it shrinks at "
+            f"{'n/a' if shrink is None else pct(shrink)} of the steps inside a stage. ")
+    held = shrink is not None and shrink >= 0.75 and near_zero <= 0.5
+    if not held:
+        text += ("The finding does not fully hold here: in post-activation blocks each block "
+                 "adds a non-negative ReLU output, which biases the error (a pre-activation "
+                 "ResNet shows it; see benchmarks/estimation_greff.py).")
+    return text, bool(held)
+
+
+def read_filters(flt):
+    text = (f"Chu et al. (arXiv 1701.02362) saw channel j keep its look from block to block of "
+            f"a ResNet. As a number: the activations of channel j at consecutive blocks "
+            f"correlate {flt['same_channel_mean']:.2f} on average against "
+            f"{flt['random_pair_mean']:.2f} for random channel pairs (score "
+            f"{flt['score']:+.2f}); in the plain twin the score is {flt['twin_score']:+.2f}.")
+    return text, bool(flt["score"] > flt["twin_score"] and flt["score"] > 0)
+
+
+def read_hessian(hes):
+    def cond(n):
+        return [v for v in hes["condition"][str(n)] if v is not None]
+
+    c1, c2 = cond(1), cond(2)
+    zero3 = max(hes["max_abs_eigenvalue"]["3"]) if "3" in hes["max_abs_eigenvalue"] else None
+    depth = hes["depths"]["1"][-1]
+    spread2 = (max(c2) - min(c2)) / min(c2) if c2 else None
+    text = (f"Li et al. (arXiv 1611.01186): the Hessian of a linear network's loss at zero "
+            f"initialization, up to {depth} layers. With shortcuts over 2 layers its condition "
+            f"number is {c2[0]:.3g} at every depth (relative spread {spread2:.1e}); over single "
+            f"layers it goes from {c1[0]:.3g} to {c1[-1]:.3g}; over 3 layers the Hessian "
+            f"vanishes (largest |eigenvalue| {zero3:.1e}): zero is a flat, high-order saddle. ")
+    held = spread2 < 1e-6 and c1[-1] > 10 * c2[-1] and zero3 < 1e-9
+    text += ("Shortcuts of depth 2 are the ones that keep the start well conditioned at any "
+             "depth." if held else "Not all three cases show here.")
+    return text, bool(held)
+
+
+def read_multires(mr):
+    cfg = {c["branches"]: (c, acc) for c, acc in zip(mr["configs"], mr["mean_accuracy"])}
+    (one, acc1), (four, acc4) = cfg[1], cfg[4]
+    text = (f"Abdi & Nahavandi (arXiv 1609.05672): {four['n_blocks']} blocks of 4 residual "
+            f"branches against {one['n_blocks']} ordinary blocks, {one['params']:,} parameters "
+            f"each, trained alike on the 8x8 digits for {mr['epochs']} epochs: test accuracy "
+            f"{pct(acc4)} against {pct(acc1)}. The multi-residual net has "
+            f"{four['paths']:,} paths against {one['paths']:,}. ")
+    held = four["params"] == one["params"] and acc4 >= acc1 - 0.02
+    text += ("Fewer, wider blocks are at least as accurate (within 2 points), as the paper "
+             "found." if held else "Here the deeper network is clearly more accurate.")
+    return text, bool(held)
+
+
 def write_report(lab):
     """Write ``report.html``, ``summary.json`` and ``README.md`` into the lab's folder."""
     from keras_resnet_lab import __version__
@@ -209,7 +277,20 @@ def write_report(lab):
                                       "one filter across stage 2, residual"),
                                Figure(fig("refinement_plain.png"),
                                       "one filter across stage 2, plain twin")], held))
-    sections.append(Section("6. Shipping it", read_export(export)))
+    more = numbers["findings"]
+    for key_name, title, reader, figure, caption in (
+            ("estimation", "7. Unrolled iterative estimation", read_estimation,
+             "estimation.png", "estimation error h_i - h_end per block: mean and spread"),
+            ("filters", "8. Filter refinement as a number", read_filters, "filters.png",
+             "channel j at consecutive blocks against random channel pairs"),
+            ("hessian", "9. The Hessian at zero initialization", read_hessian, "hessian.png",
+             "condition number and spectrum per depth, shortcuts of 1-3 layers"),
+            ("multires", "10. Multi-residual at equal parameters", read_multires,
+             "multires.png", "k = 1 against k = 4 branches, same parameter count")):
+        text, held = reader(more[key_name])
+        findings[key_name] = held
+        sections.append(Section(title, text, [Figure(fig(figure), caption)], held))
+    sections.append(Section("11. Shipping it", read_export(export)))
 
     res, plain = train["residual"], train["plain"]
     lesion = analysis["lesion"]
@@ -231,7 +312,8 @@ def write_report(lab):
             f"{k} {v['worst_diff']:.1e}" for k, v in export.items()
             if isinstance(v, dict) and "worst_diff" in v)),
         ("wall time of the steps (s)", ", ".join(
-            f"{k} {numbers[k]['seconds']:.0f}" for k in ("train", "analysis", "vis", "export"))),
+            f"{k} {numbers[k]['seconds']:.0f}"
+            for k in ("train", "analysis", "findings", "vis", "export"))),
     ]
     subtitle = (f"ResNet-{cfg.depth} and its plain twin on {cfg.dataset}"
                 f"{' (quick run)' if cfg.quick else ''}: {cfg.epochs} epochs, "
@@ -273,7 +355,8 @@ FOLDER_README = """# keras-resnet-lab lab output
 - `report.html`: the report (self-contained: open it in any browser, offline).
 - `summary.json`: every number of the run, the findings (true/false) and the key figures.
 - `train/residual/`, `train/plain/`: `model.keras`, `history.json`, `curves.png` of each network.
-- `analysis/`: `lesion.json`, `paths.json`, `refinement.json`, `similarity_*.json`.
+- `analysis/`: `lesion.json`, `paths.json`, `refinement.json`, `similarity_*.json`, and the
+  further findings `estimation.json`, `filters.json`, `hessian.json`, `multires.json`.
 - `figures/`: every figure of the report as PNG.
 - `export/savedmodel/`, `export/onnx/`: the residual network with every block's output, each
   with its `manifest.json` (names, shapes, parity measured at export).
