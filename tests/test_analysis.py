@@ -213,7 +213,7 @@ def test_lesion_cached_and_naive_agree_and_plain_twin_collapses(trained_digits, 
     # The residual net survives losing its last block; every deletion kills the plain twin.
     assert cached.intact_error < 0.1 and cached.plain.intact_error < 0.15
     assert cached.single_error[-1] - cached.intact_error < 0.1
-    assert min(cached.plain.single_error) > 0.7
+    assert min(cached.plain.single_error) > 0.6  # chance is 0.9: any deletion breaks it
     assert cached.summary()["k_error_correlation"] > 0.8
     taus = [r["kendall_tau"] for r in cached.reorder]
     assert all(-1 <= t <= 1 for t in taus) and min(taus) < 1

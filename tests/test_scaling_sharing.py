@@ -333,6 +333,7 @@ def test_scaling_szegedy_quick(tmp_path):
     assert len(runs["0.1"]["init_ratio_per_block"]) == results["config"]["blocks"] + 1
 
 
+@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
 def test_sharing_liao_quick(tmp_path):
     results = run_script("sharing_liao", tmp_path)
     check_results(results, tmp_path, "sharing_liao")
