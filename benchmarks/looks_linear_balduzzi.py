@@ -56,7 +56,7 @@ def plain_network(kind, blocks, width, input_shape, num_classes=10, seed=0):
     """
     import keras
 
-    from keras_resnet_lab.layers._checks import one_of, positive_int
+    from keras_resnet_lab._checks import one_of, positive_int
     from keras_resnet_lab.layers.looks_linear import LooksLinear, crelu
     from keras_resnet_lab.layers.residual import ResidualBlock
     from keras_resnet_lab.models.builder import Stage, build_network

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_resnet_lab.layers._checks import positive_int
+from keras_resnet_lab._checks import positive_int
 from keras_resnet_lab.models.surgery import chain_steps, plan_model, run_plan
 
 

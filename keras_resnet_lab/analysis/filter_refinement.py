@@ -26,10 +26,10 @@ import dataclasses
 
 import numpy as np
 
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.analysis._common import batches, check_data, progress
 from keras_resnet_lab.analysis.estimation import block_outputs
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import one_of, positive_int
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_steps
 

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_resnet_lab._checks import number_in
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
@@ -24,7 +25,6 @@ from keras_resnet_lab.analysis._common import (
     progress,
 )
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import number_in
 from keras_resnet_lab.layers.highway import HighwayBlock
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_steps, run_plan, skip_block

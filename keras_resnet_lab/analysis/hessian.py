@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
+from keras_resnet_lab._checks import number_in, positive_int
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import number_in, positive_int
 
 #: Shortcut lengths of Li et al.'s figure.
 SHORTCUTS = (1, 2, 3)

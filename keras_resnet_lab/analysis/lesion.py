@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.analysis._common import check_data, evaluate_plans
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import one_of, positive_int
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_plan, chain_steps
 

@@ -28,9 +28,9 @@ import math
 
 import numpy as np
 
+from keras_resnet_lab._checks import number_in, one_of, positive_int
 from keras_resnet_lab.analysis._common import check_data, outputs_are_probabilities, progress
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import number_in, one_of, positive_int
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.cifar import cifar_network
 

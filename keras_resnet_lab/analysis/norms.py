@@ -20,9 +20,9 @@ import math
 import keras
 import numpy as np
 
+from keras_resnet_lab._checks import number_in, positive_int
 from keras_resnet_lab.analysis._common import batches, progress
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import number_in, positive_int
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
 
 

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from keras_resnet_lab._checks import number_in, one_of, positive_int
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
@@ -23,7 +24,6 @@ from keras_resnet_lab.analysis._common import (
     progress,
 )
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import number_in, one_of, positive_int
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
 
 QUANTITIES = ("loss", "logits_sum")

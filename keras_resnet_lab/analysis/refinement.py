@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_resnet_lab._checks import positive_int
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
@@ -21,7 +22,6 @@ from keras_resnet_lab.analysis._common import (
     progress,
 )
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import positive_int
 from keras_resnet_lab.models.surgery import chain_plan, chain_steps, run_plan
 
 

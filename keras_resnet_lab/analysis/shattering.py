@@ -16,8 +16,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.analysis.results import Result
-from keras_resnet_lab.layers._checks import one_of, positive_int
 from keras_resnet_lab.layers.looks_linear import CReLU, LooksLinear, crelu  # noqa: F401
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.chain import block_name

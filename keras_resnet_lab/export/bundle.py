@@ -3,11 +3,11 @@
 import contextlib
 import os
 
+from keras_resnet_lab._checks import one_of
 from keras_resnet_lab.export import _atomic
 from keras_resnet_lab.export.onnx import DEFAULT_OPSET, stage_onnx
 from keras_resnet_lab.export.parity import DEFAULT_BATCH, DEFAULT_TOLERANCE
 from keras_resnet_lab.export.savedmodel import stage_savedmodel
-from keras_resnet_lab.layers._checks import one_of
 
 FORMATS = ("savedmodel", "onnx")
 

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 
+from keras_resnet_lab._checks import number_in, one_of
 from keras_resnet_lab.export import _atomic
 from keras_resnet_lab.export.features import features_model, run_features
 from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest, preprocessing_spec
@@ -15,7 +16,6 @@ from keras_resnet_lab.export.parity import (
     parity_batch,
     require,
 )
-from keras_resnet_lab.layers._checks import number_in, one_of
 
 ONNX_FILE = "model.onnx"
 OPSETS = tuple(range(9, 19))

@@ -4,8 +4,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_resnet_lab._checks import number_in, positive_int
 from keras_resnet_lab.export._atomic import write_json
-from keras_resnet_lab.layers._checks import number_in, positive_int
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_BATCH = 8

@@ -3,6 +3,7 @@
 
 import os
 
+from keras_resnet_lab._checks import number_in
 from keras_resnet_lab.export import _atomic
 from keras_resnet_lab.export.features import OUTPUT, features_model, run_features
 from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest, preprocessing_spec
@@ -13,7 +14,6 @@ from keras_resnet_lab.export.parity import (
     parity_batch,
     require,
 )
-from keras_resnet_lab.layers._checks import number_in
 
 SERVE = "serve"
 FEATURES = "features"

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from keras_resnet_lab.layers._checks import one_of
+from keras_resnet_lab._checks import one_of
 
 STEPS = ("train", "analysis", "findings", "vis", "export", "report")
 DATASETS = ("digits", "cifar10")

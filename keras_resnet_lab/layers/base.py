@@ -13,7 +13,7 @@ import zlib
 import keras
 from keras import ops
 
-from keras_resnet_lab.layers._checks import number_in, one_of, positive_int
+from keras_resnet_lab._checks import number_in, one_of, positive_int
 from keras_resnet_lab.layers.drop_path import drop_path
 
 SHORTCUTS = ("A", "B", "C")

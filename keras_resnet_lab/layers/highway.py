@@ -5,7 +5,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_resnet_lab.layers._checks import number_in, positive_int
+from keras_resnet_lab._checks import number_in, positive_int
 from keras_resnet_lab.layers.base import BlockBase
 
 

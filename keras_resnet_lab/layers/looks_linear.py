@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_resnet_lab.layers._checks import number_in
+from keras_resnet_lab._checks import number_in
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet_lab")

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_resnet_lab.layers._checks import number_in, positive_int
+from keras_resnet_lab._checks import number_in, positive_int
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.layers.squeeze_excite import SqueezeExcite
 

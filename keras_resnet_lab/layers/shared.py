@@ -10,7 +10,7 @@ separate gamma/beta per step, and gamma initialized to 0.1.
 
 import keras
 
-from keras_resnet_lab.layers._checks import number_in, positive_int
+from keras_resnet_lab._checks import number_in, positive_int
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.layers.drop_path import drop_path
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_resnet_lab.layers._checks import number_in
+from keras_resnet_lab._checks import number_in
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet_lab")

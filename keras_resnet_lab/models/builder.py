@@ -9,7 +9,7 @@ import dataclasses
 
 import keras
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.layers.drop_path import linear_drop_path_rates
 from keras_resnet_lab.models.chain import block_name
 

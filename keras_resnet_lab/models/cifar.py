@@ -1,6 +1,6 @@
 """CIFAR-style networks: ResNet-(6n+2), wide, highway and multi-residual, and plain twins."""
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.layers.highway import HighwayBlock
 from keras_resnet_lab.layers.residual import MultiResidualBlock, ResidualBlock
 from keras_resnet_lab.models.builder import Stage, build_network, conv_stem

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_resnet_lab.layers._checks import positive_int
+from keras_resnet_lab._checks import positive_int
 from keras_resnet_lab.models.builder import head
 from keras_resnet_lab.models.chain import blocks
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.chain import find_block
 from keras_resnet_lab.models.surgery import chain_steps

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.models.builder import Stage, build_network
 from keras_resnet_lab.models.cifar import BLOCKS
 

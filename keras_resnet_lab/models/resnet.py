@@ -1,6 +1,6 @@
 """ImageNet ResNets (He et al., arXiv 1512.03385 / 1603.05027), their plain twins, ResNeXt."""
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.builder import Stage, build_network, conv_stem
 

@@ -16,7 +16,7 @@ import inspect
 import keras
 from keras import ops
 
-from keras_resnet_lab.layers._checks import positive_int
+from keras_resnet_lab._checks import positive_int
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.models.chain import blocks, find_block
 

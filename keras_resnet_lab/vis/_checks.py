@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from keras_resnet_lab.layers._checks import number_in, one_of, positive_int
+from keras_resnet_lab._checks import number_in, one_of, positive_int
 
 __all__ = ["as_images", "check_index", "check_indices", "check_range", "check_seed",
            "number_in", "one_of", "positive_int"]

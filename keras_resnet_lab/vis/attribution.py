@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.models.chain import find_block
 from keras_resnet_lab.vis import _tkv
 from keras_resnet_lab.vis._checks import as_images, check_indices, check_seed, number_in

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from keras_resnet_lab.layers._checks import one_of, positive_int
+from keras_resnet_lab._checks import one_of, positive_int
 
 __all__ = ["PREPROCESSING", "digits_for_model", "load_image_files", "resize_images"]
 
