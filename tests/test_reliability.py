@@ -93,13 +93,8 @@ def test_analyses_refuse_non_finite_models(digits16):
         lesion_study(model, (x[:16], y[:16]), progress=False)
 
 
-@pytest.mark.parametrize("command", [
-    ["export", "{model}", "--format", "onnx", "--out", "{out}"],
-    ["vis", "{model}", "--method", "saliency", "--out", "{out}"],
-    ["analyze", "{model}", "--experiment", "similarity", "--out", "{out}"],
-])
-@pytest.mark.parametrize("kind", ["missing", "truncated", "not_a_model"])
-def test_bad_model_files_give_one_error_line(command, kind, tmp_path, capsys):
+def _bad_model_file(kind, tmp_path):
+    """A ``.keras`` path that is missing, truncated or a zip without a model."""
     path = tmp_path / "model.keras"
     if kind == "truncated":
         good = tmp_path / "good.keras"
@@ -108,6 +103,17 @@ def test_bad_model_files_give_one_error_line(command, kind, tmp_path, capsys):
     elif kind == "not_a_model":
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("notes.txt", "hello")
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "{model}", "--format", "onnx", "--out", "{out}"],
+    ["vis", "{model}", "--method", "saliency", "--out", "{out}"],
+    ["analyze", "{model}", "--experiment", "similarity", "--out", "{out}"],
+])
+@pytest.mark.parametrize("kind", ["missing", "truncated", "not_a_model"])
+def test_bad_model_files_give_one_error_line(command, kind, tmp_path, capsys):
+    path = _bad_model_file(kind, tmp_path)
     argv = [a.format(model=path, out=tmp_path / "out") for a in command]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -172,14 +178,7 @@ def test_train_resume_flag_needs_an_interrupted_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["missing", "truncated", "not_a_model"])
 def test_train_resume_bad_model_files_give_one_error_line(kind, tmp_path, capsys):
-    path = tmp_path / "model.keras"
-    if kind == "truncated":
-        good = tmp_path / "good.keras"
-        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(good)
-        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    elif kind == "not_a_model":
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("notes.txt", "hello")
+    path = _bad_model_file(kind, tmp_path)
     assert main(["train", "--resume", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:"), err

@@ -142,8 +142,8 @@ class SharedResidualStack(BlockBase):
         return self._run(x, training, drop=True)[-1]
 
     def _branch(self, x, pre, training):
-        # Only BlockBase.residual would call this; residual is overridden below.
-        raise NotImplementedError
+        # The whole stack's change to its input, h_n - x (each step is scaled inside _run).
+        return self._run(x, training, drop=False)[-1] - x
 
     def step_outputs(self, x, training=False):
         """The hidden states of the steps, without drop-path.
