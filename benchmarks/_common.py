@@ -162,6 +162,21 @@ def cifar10_or_none():
     return train, (np.concatenate(xs), np.concatenate(ys))
 
 
+def accuracy(model, data, training=False, batch_size=256):
+    """Top-1 accuracy of ``model`` on ``data`` = ``(x, y)`` by eager forward passes (no traced
+    test step); an example whose logits are not finite counts as wrong. ``training=True``
+    normalizes each batch of ``batch_size`` with its own batch-norm statistics."""
+    import numpy as np
+
+    x, y = data
+    correct = 0
+    for lo in range(0, len(x), batch_size):
+        out = np.asarray(model(x[lo:lo + batch_size], training=training))
+        ok = np.isfinite(out).all(axis=1) & (out.argmax(axis=1) == y[lo:lo + batch_size])
+        correct += int(ok.sum())
+    return correct / len(x)
+
+
 def compile_and_fit(model, train, epochs, optimizer, batch_size=64, validation=None,
                     callbacks=(), verbose=0):
     """Compile ``model`` (cross-entropy on logits, accuracy) and fit it; returns the history.

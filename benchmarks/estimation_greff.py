@@ -25,16 +25,6 @@ FULL = dict(image_size=32, blocks_per_stage=9, widths=(16, 32, 64), epochs=30, l
             batch_size=128, probe_examples=1000, highway=True, gate_bias=-2.0)
 
 
-def _accuracy(model, data, batch_size=256):
-    """Top-1 accuracy of ``model`` on ``data`` (eager forward passes: no traced test step)."""
-    import numpy as np
-
-    x, y = data
-    hits = sum(int(np.sum(np.asarray(model(x[i:i + batch_size], training=False)).argmax(-1)
-                          == y[i:i + batch_size])) for i in range(0, len(x), batch_size))
-    return hits / len(x)
-
-
 def _train(model, cfg, train, steps, verbose):
     import keras
 
@@ -82,7 +72,7 @@ def main(argv=None):
                           name=f"resnet{6 * cfg['blocks_per_stage'] + 2}v2")
     print(f"training {model.name} ({cfg['epochs']} epochs, {cfg['dataset']})", flush=True)
     _train(model, cfg, train, steps, verbose)
-    accuracy = _accuracy(model, probe)
+    accuracy = _common.accuracy(model, probe)
     result = estimation_errors(model, probe, progress_bar=not args.quiet)
     figures = [result.plot(os.path.join(args.out, "estimation.png"))]
     result.to_json(os.path.join(args.out, "estimation_result.json"))
@@ -104,7 +94,7 @@ def main(argv=None):
         figures.append(h_result.plot(os.path.join(args.out, "estimation_highway.png")))
         numbers["highway"] = dict(
             _summary(h_result), name=highway.name,
-            test_accuracy=_accuracy(highway, probe),
+            test_accuracy=_common.accuracy(highway, probe),
             normalized_mean=h_result.normalized_mean, normalized_std=h_result.normalized_std)
 
     criteria = [

@@ -27,16 +27,6 @@ FULL = dict(image_size=32, blocks_per_stage=3, widths=(16, 32, 64), epochs=30, l
             image_steps=100)
 
 
-def _accuracy(model, data, batch_size=256):
-    """Top-1 accuracy of ``model`` on ``data`` (eager forward passes: no traced test step)."""
-    import numpy as np
-
-    x, y = data
-    hits = sum(int(np.sum(np.asarray(model(x[i:i + batch_size], training=False)).argmax(-1)
-                          == y[i:i + batch_size])) for i in range(0, len(x), batch_size))
-    return hits / len(x)
-
-
 def main(argv=None):
     started = time.time()
     args = _common.parse_args(__doc__.splitlines()[0], "filters_chu", argv)
@@ -65,7 +55,7 @@ def main(argv=None):
             keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4), cfg["batch_size"],
             verbose=0 if args.quiet or args.quick else 2)
         models[kind] = model
-        accuracy[kind] = _accuracy(model, probe)
+        accuracy[kind] = _common.accuracy(model, probe)
 
     result = filter_refinement(models["resnet"], probe, twin=models["plain"], seed=args.seed,
                                progress_bar=not args.quiet)

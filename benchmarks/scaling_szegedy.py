@@ -63,19 +63,6 @@ def build(cfg, scale, input_shape):
                          num_classes=10)
 
 
-def accuracy(model, test, batch_size=500):
-    """Accuracy on ``test``; an example whose logits are not finite counts as wrong."""
-    import numpy as np
-
-    x, y = test
-    correct = 0
-    for lo in range(0, len(x), batch_size):
-        out = np.asarray(model(x[lo:lo + batch_size], training=False))
-        ok = np.isfinite(out).all(axis=1) & (out.argmax(axis=1) == y[lo:lo + batch_size])
-        correct += int(ok.sum())
-    return correct / len(x)
-
-
 def main(argv=None):
     started = time.time()
     args = _common.parse_args(__doc__.splitlines()[0], "scaling_szegedy", argv)
@@ -114,7 +101,7 @@ def main(argv=None):
             diverged=stability.diverged, first_nonfinite_step=stability.first_nonfinite,
             peak_loss_over_chance=stability.peak_ratio, first_loss=stability.losses[0],
             final_loss=stability.final_loss, steps_run=len(stability.losses),
-            test_accuracy=accuracy(model, test))
+            test_accuracy=_common.accuracy(model, test, batch_size=500))
         growth.draw_on(ax_norm, label=f"s = {scale:g}", color=f"C{i}")
         stability.draw_on(ax_loss, label=f"s = {scale:g}", color=f"C{i}")
     ax_norm.set_title(f"Activation growth at init ({cfg['blocks']} blocks, no BN)")

@@ -59,19 +59,6 @@ def build(cfg, variant, input_shape):
                          num_classes=10)
 
 
-def accuracy(model, test, training=False, batch_size=250):
-    """Test accuracy; ``training=True`` normalizes each batch with its own statistics."""
-    import numpy as np
-
-    x, y = test
-    correct = 0
-    for lo in range(0, len(x), batch_size):
-        out = np.asarray(model(x[lo:lo + batch_size], training=training))
-        ok = np.isfinite(out).all(axis=1) & (out.argmax(axis=1) == y[lo:lo + batch_size])
-        correct += int(ok.sum())
-    return correct / len(x)
-
-
 def main(argv=None):
     started = time.time()
     args = _common.parse_args(__doc__.splitlines()[0], "sharing_liao", argv)
@@ -111,8 +98,9 @@ def main(argv=None):
             init_ratio=growth.final_ratio, init_ratio_per_step=growth.ratio,
             trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
             diverged=stability.diverged, final_train_loss=stability.final_loss,
-            test_accuracy=accuracy(model, test),
-            test_accuracy_batch_stats=accuracy(model, test, training=True))
+            test_accuracy=_common.accuracy(model, test, batch_size=250),
+            test_accuracy_batch_stats=_common.accuracy(model, test, training=True,
+                                                               batch_size=250))
         label = variant.replace("_", " ")
         growth.draw_on(ax_norm, label=label, color=f"C{i}", marker="o")
         stability.draw_on(ax_loss, label=label, color=f"C{i}", alpha=0.8)
