@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import operator
 import os
 import platform
 import sys
@@ -25,7 +24,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+from keras_resnet_lab.analysis._training import accuracy  # noqa: E402,F401
+from keras_resnet_lab.analysis.results import criterion  # noqa: E402,F401
 
 
 def parse_args(description, name, argv=None, add_arguments=None):
@@ -68,13 +68,6 @@ def environment():
         "env": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS",
                                                "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")},
     }
-
-
-def criterion(name, value, comparison, threshold, meaning):
-    """One criterion of a finding: ``value comparison threshold`` (``None`` value fails)."""
-    held = value is not None and bool(_OPS[comparison](value, threshold))
-    return {"name": name, "value": value, "comparison": comparison, "threshold": threshold,
-            "held": held, "meaning": meaning}
 
 
 def write_results(out, payload):
@@ -160,21 +153,6 @@ def cifar10_or_none():
         return None
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in test])
     return train, (np.concatenate(xs), np.concatenate(ys))
-
-
-def accuracy(model, data, training=False, batch_size=256):
-    """Top-1 accuracy of ``model`` on ``data`` = ``(x, y)`` by eager forward passes (no traced
-    test step); an example whose logits are not finite counts as wrong. ``training=True``
-    normalizes each batch of ``batch_size`` with its own batch-norm statistics."""
-    import numpy as np
-
-    x, y = data
-    correct = 0
-    for lo in range(0, len(x), batch_size):
-        out = np.asarray(model(x[lo:lo + batch_size], training=training))
-        ok = np.isfinite(out).all(axis=1) & (out.argmax(axis=1) == y[lo:lo + batch_size])
-        correct += int(ok.sum())
-    return correct / len(x)
 
 
 def compile_and_fit(model, train, epochs, optimizer, batch_size=64, validation=None,

@@ -9,6 +9,7 @@ figures are drawn with matplotlib's Agg canvas without touching the global pyplo
 import dataclasses
 import json
 import math
+import operator
 
 import numpy as np
 
@@ -82,3 +83,55 @@ class Result:
         figure, axes = new_figure(self.figure_columns)
         self.draw(axes)
         return save_figure(figure, path)
+
+
+_COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def criterion(name, value, comparison, threshold, meaning):
+    """One criterion of a paper's finding: ``value comparison threshold``.
+
+    A ``None`` or NaN value fails. Returns a JSON-safe dict with the keys ``name``, ``value``,
+    ``comparison``, ``threshold``, ``held`` and ``meaning``.
+
+    Example:
+        >>> criterion("gap", 0.3, ">=", 0.2, "the residual net is better")["held"]
+        True
+    """
+    if comparison not in _COMPARISONS:
+        raise ValueError(f"`comparison` must be one of {sorted(_COMPARISONS)}, got "
+                         f"{comparison!r}.")
+    value = jsonable(value)
+    held = value is not None and bool(_COMPARISONS[comparison](value, threshold))
+    return {"name": name, "value": value, "comparison": comparison, "threshold": threshold,
+            "held": held, "meaning": meaning}
+
+
+class Comparison(Result):
+    """A :class:`Result` that trains networks to test a paper's finding.
+
+    Subclasses implement ``criteria()`` (a list of :func:`criterion` dicts) and ``describe()``
+    (one paragraph of this result's numbers); ``finding_held`` is whether every criterion held.
+    ``to_dict()`` carries the criteria, the verdict and the paragraph, so a saved result can be
+    reported without the object.
+    """
+
+    #: One sentence: the paper's finding as tested by ``criteria()``.
+    finding = ""
+
+    def criteria(self):
+        raise NotImplementedError
+
+    def describe(self):
+        raise NotImplementedError
+
+    @property
+    def finding_held(self):
+        return all(c["held"] for c in self.criteria())
+
+    def to_dict(self):
+        out = super().to_dict()
+        criteria = self.criteria()
+        out.update(finding=self.finding, criteria=criteria,
+                   finding_held=all(c["held"] for c in criteria), description=self.describe())
+        return out
