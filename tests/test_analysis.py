@@ -351,3 +351,43 @@ def test_analyze_command_analysis_two(trained_digits, tmp_path, capsys):
     assert main(["analyze", "--experiment", "estimation", "--out", str(tmp_path / "y")]) == 2
     assert "needs a MODEL.keras" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_analyze_command_training_comparisons(tmp_path, capsys):
+    """The training comparisons run by name with no model; each writes its verdict, its
+    criteria and a paragraph of its own numbers (two here; the lab test runs all of them)."""
+    from keras_resnet_lab.analysis.comparisons import COMPARISONS
+    from keras_resnet_lab.cli import main
+
+    for experiment in ("scaling", "looks_linear"):
+        out = tmp_path / experiment
+        assert main(["analyze", "--experiment", experiment, "--quick", "--epochs", "1",
+                     "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+        with open(out / f"{experiment}.json") as f:
+            result = json.load(f)
+        assert _is_png(out / f"{experiment}.png")
+        assert result["finding_held"] is all(c["held"] for c in result["criteria"])
+        printed = capsys.readouterr().out
+        assert result["description"] in printed
+        assert f"finding held: {'yes' if result['finding_held'] else 'no'}" in printed
+    assert set(COMPARISONS) == {"highway", "scaling", "sharing", "looks_linear", "multires"}
+    # Flags of the comparisons are refused elsewhere, and nothing is written.
+    assert main(["analyze", "--experiment", "hessian", "--epochs", "2", "--out",
+                 str(tmp_path / "h")]) == 2
+    assert "--epochs and --quick are used by the training comparisons only" in \
+        capsys.readouterr().err
+    assert main(["analyze", "--experiment", "scaling", "--epochs", "0", "--out",
+                 str(tmp_path / "s")]) == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists() and not (tmp_path / "s").exists()
+
+
+def test_run_comparison_refuses_bad_names_and_arguments():
+    from keras_resnet_lab.analysis.comparisons import run_comparison
+
+    with pytest.raises(ValueError, match="`name` must be one of .*highway"):
+        run_comparison("residual_scaling")
+    with pytest.raises(ValueError, match="`seed` must be"):
+        run_comparison("scaling", seed=-1)
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
+        run_comparison("scaling", epochs=0)

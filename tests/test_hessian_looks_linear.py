@@ -1,7 +1,7 @@
 """Li et al.'s Hessian at zero init (arXiv 1611.01186) and the looks-linear plain network
-(Balduzzi et al., arXiv 1702.08591): exact properties, and both scripts' --quick findings."""
+(Balduzzi et al., arXiv 1702.08591): exact properties, the library comparison on tiny nets, and
+both scripts' --quick findings."""
 
-import importlib.util
 import json
 import math
 import os
@@ -9,7 +9,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from _scripts import BENCHMARKS, check_results, run_script
+from _scripts import check_results, run_script
 
 from keras_resnet_lab.analysis.hessian import (
     autodiff_hessian,
@@ -23,14 +23,13 @@ from keras_resnet_lab.analysis.hessian import (
     zero_init_hessian,
     zero_weights,
 )
-
-
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from keras_resnet_lab.analysis.looks_linear import (
+    LooksLinearComparison,
+    compare_initializations,
+    linearity_error,
+)
+from keras_resnet_lab.models import plain_mlp
+from keras_resnet_lab.models.mlp import INITS
 
 # -- the Hessian of the linear shortcut network ------------------------------------------------
 
@@ -161,23 +160,179 @@ def test_bad_arguments_name_the_argument():
 # -- the looks-linear plain network --------------------------------------------------------------
 
 def test_looks_linear_plain_network_is_an_exact_orthogonal_map_at_init():
-    script = _load_script("looks_linear_balduzzi")
     shape = (3, 2, 1)
     x = np.random.default_rng(0).normal(size=(16,) + shape).astype("float32")
-    model = script.plain_network("looks_linear", 3, 8, shape, seed=1)
-    assert len(model.layers) == 7 and model.layers[-1].name == "predictions"
-    assert script.linearity_error(model, x) < 1e-5
+    model = plain_mlp(3, 8, init="looks_linear", input_shape=shape, seed=1)
+    assert model.name == "looks_linear_plain6"
+    assert [layer.name for layer in model.layers] == [
+        "input", "stem_flatten", "stem_dense", "stage1_block1", "stage1_block2",
+        "stage1_block3", "predictions"]
+    assert linearity_error(model, x) < 1e-5
     # Up to the last block the map is x -> Q x with orthonormal rows (6 -> 8 units): Q Q^T = I.
     trunk = keras.Model(model.input, model.get_layer("stage1_block3").output)
     basis = np.eye(6, dtype="float32").reshape((6,) + shape)
     q = np.asarray(trunk(basis))
     np.testing.assert_allclose(q @ q.T, np.eye(6), atol=1e-5)
     np.testing.assert_allclose(np.asarray(trunk(x)), x.reshape(16, 6) @ q, atol=1e-5)
-    for kind in ("he_relu", "he_crelu"):
-        other = script.plain_network(kind, 3, 8, shape, seed=1)
-        assert script.linearity_error(other, x) > 1e-2
-    with pytest.raises(ValueError, match="kind"):
-        script.plain_network("orthogonal", 3, 8, shape)
+    # The mirrored kernels [W; -W] of every dense layer that reads a CReLU.
+    kernel = np.asarray(model.get_layer("stage1_block2").trainable_weights[0])
+    assert kernel.shape == (16, 8)
+    np.testing.assert_array_equal(kernel[:8], -kernel[8:])
+    for init in ("he_relu", "he_crelu"):
+        other = plain_mlp(3, 8, init=init, input_shape=shape, seed=1)
+        assert other.name == f"{init}_plain6"
+        assert linearity_error(other, x) > 1e-2
+    # ``seed`` alone fixes the hidden kernels; the classifier follows Keras's global seed.
+    again = plain_mlp(3, 8, init="looks_linear", input_shape=shape, seed=1, name="again")
+    assert again.name == "again"
+    for a, b in zip(model.get_weights()[:-2], again.get_weights()[:-2]):
+        np.testing.assert_array_equal(a, b)
+    keras.utils.set_random_seed(3)
+    first = plain_mlp(2, 4, input_shape=(6,), seed=1).get_weights()
+    keras.utils.set_random_seed(3)
+    for a, b in zip(first, plain_mlp(2, 4, input_shape=(6,), seed=1).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    other_seed = plain_mlp(3, 8, init="looks_linear", input_shape=shape, seed=2)
+    assert not np.allclose(model.get_weights()[0], other_seed.get_weights()[0])
+
+
+def test_plain_mlp_and_linearity_error_refuse_bad_arguments():
+    assert INITS == ("looks_linear", "he_relu", "he_crelu")
+    with pytest.raises(ValueError, match="`init` must be one of 'looks_linear', 'he_relu', "
+                                         "'he_crelu'; got 'orthogonal'"):
+        plain_mlp(3, 8, init="orthogonal")
+    with pytest.raises(ValueError, match="blocks"):
+        plain_mlp(0, 8)
+    with pytest.raises(ValueError, match="width"):
+        plain_mlp(3, 2.5)
+    with pytest.raises(ValueError, match="seed"):
+        plain_mlp(3, 8, seed=-1)
+    model = plain_mlp(2, 4, input_shape=(5,))
+    assert model.output.shape == (None, 10)
+    with pytest.raises(ValueError, match="`x`"):
+        linearity_error(model, np.zeros((0, 5)))
+    # An affine model is exactly affine; a ReLU is not.
+    inputs = keras.Input((5,))
+    affine = keras.Model(inputs, keras.layers.Dense(3, bias_initializer="ones")(inputs))
+    relu = keras.Model(inputs, keras.layers.ReLU()(inputs))
+    x = np.random.default_rng(1).normal(size=(8, 5)).astype("float32")
+    assert linearity_error(affine, x) < 1e-6
+    assert linearity_error(relu, x) > 0.3
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    from keras_resnet_lab.analysis._training import training_digits
+
+    (x, y), (x_test, y_test) = training_digits(8, 3, batch_size=64)
+    return (x[:256], y[:256]), (x_test[:128], y_test[:128])
+
+
+def test_compare_initializations_tiny(small_digits, tmp_path):
+    train, test = small_digits
+    result = compare_initializations(train, test, blocks=3, width=8, epochs=1,
+                                     learning_rates=(1e-3, 1e-2), progress_bar=False)
+    assert isinstance(result, LooksLinearComparison)
+    assert result.inits == ["looks_linear", "he_relu"]
+    assert result.hidden_layers == 6 and result.learning_rates == [1e-3, 1e-2]
+    assert (result.train_examples, result.test_examples) == (256, 128)
+    for init, runs in result.runs.items():
+        assert [r["lr"] for r in runs] == [1e-3, 1e-2]
+        # Each init is reported at its best learning rate by final training accuracy.
+        assert result.best[init]["train_accuracy"] == max(r["train_accuracy"] for r in runs)
+        assert all(len(r["epoch_loss"]) == len(r["epoch_accuracy"]) == 1 for r in runs)
+        # The same seed gives the same initialization at every learning rate.
+        assert runs[0]["init_linearity_error"] == runs[1]["init_linearity_error"]
+        assert runs[0]["init_train_loss"] == runs[1]["init_train_loss"]
+        assert runs[0]["train_loss"] != runs[1]["train_loss"]
+    assert result.best["looks_linear"]["init_linearity_error"] < 1e-4
+    assert result.best["he_relu"]["init_linearity_error"] > 1e-2
+    criteria = result.criteria()
+    assert [c["name"] for c in criteria] == [
+        "looks_linear_init_linearity_error", "he_relu_init_linearity_error",
+        "looks_linear_train_accuracy", "he_relu_train_accuracy",
+        "train_accuracy_gap_looks_linear_minus_he_relu"]
+    assert criteria[0]["held"] and criteria[1]["held"]
+    assert criteria[4]["value"] == pytest.approx(result.accuracy_gap("he_relu"))
+    text = result.describe()
+    assert "6 hidden layers of 8 units" in text and "1 epoch with Adam on 256" in text
+    assert f"{result.best['looks_linear']['train_accuracy']:.1%} training accuracy" in text
+    assert ("finding held" in text) == result.finding_held
+    with open(result.to_json(str(tmp_path / "ll.json"))) as f:
+        saved = json.load(f)
+    assert saved["finding"] == LooksLinearComparison.finding
+    assert saved["finding_held"] == result.finding_held and saved["description"] == text
+    assert saved["criteria"] == json.loads(json.dumps(criteria))
+    assert saved["best"]["he_relu"]["lr"] in (1e-3, 1e-2) and saved["blocks"] == 3
+    with open(result.plot(str(tmp_path / "ll.png")), "rb") as f:
+        assert f.read(4) == b"\x89PNG"
+
+
+def _run(lr, linearity, train_accuracy):
+    return dict(lr=lr, init_linearity_error=linearity, init_train_loss=2.3,
+                init_train_accuracy=0.1, train_loss=0.5, train_accuracy=train_accuracy,
+                test_loss=0.6, test_accuracy=train_accuracy - 0.05, epoch_loss=[1.0, 0.5],
+                epoch_accuracy=[0.5, train_accuracy])
+
+
+def test_looks_linear_comparison_criteria_and_description():
+    runs = {"looks_linear": [_run(1e-3, 2e-6, 0.9), _run(1e-2, 2e-6, 0.95)],
+            "he_relu": [_run(1e-3, 1.3, 0.2), _run(1e-2, 1.3, 0.15)],
+            "he_crelu": [_run(1e-3, 0.9, 0.7), _run(1e-2, 0.9, 0.3)]}
+    best = {init: max(r, key=lambda run: run["train_accuracy"]) for init, r in runs.items()}
+    result = LooksLinearComparison(
+        inits=list(runs), blocks=50, width=64, epochs=30, learning_rates=[1e-3, 1e-2],
+        batch_size=64, seed=0, runs=runs, best=best, train_examples=1408, test_examples=360)
+    criteria = {c["name"]: c for c in result.criteria()}
+    assert list(criteria)[-1] == "train_accuracy_gap_looks_linear_minus_he_crelu"
+    assert criteria["train_accuracy_gap_looks_linear_minus_he_relu"]["value"] == \
+        pytest.approx(0.75)
+    assert criteria["train_accuracy_gap_looks_linear_minus_he_crelu"]["value"] == \
+        pytest.approx(0.25)
+    assert [c["held"] for c in criteria.values()] == [True] * 5 + [False]
+    assert not result.finding_held
+    text = result.describe()
+    assert "100 hidden layers of 64 units" in text and "30 epochs" in text
+    assert "95.0% training accuracy (90.0% test) at learning rate 0.01" in text
+    assert "20.0% training accuracy (15.0% test) at learning rate 0.001" in text
+    assert "the CReLU one with He kernels 70.0%" in text
+    assert "did not hold here: train_accuracy_gap_looks_linear_minus_he_crelu missed its" in text
+    del result.best["he_crelu"]
+    assert result.finding_held and "The finding held here" in result.describe()
+    assert "75.0% ahead" in result.describe()
+
+
+def test_compare_initializations_refuses_bad_arguments(small_digits):
+    train, test = small_digits
+    quick = dict(blocks=1, width=4, epochs=1, progress_bar=False)
+    with pytest.raises(ValueError, match="`inits` must be one of 'looks_linear', 'he_relu', "
+                                         "'he_crelu'; got 'xavier'"):
+        compare_initializations(train, test, inits=("looks_linear", "xavier"), **quick)
+    with pytest.raises(ValueError, match="must include 'looks_linear' and 'he_relu'"):
+        compare_initializations(train, test, inits=("looks_linear",), **quick)
+    with pytest.raises(ValueError, match="repeat"):
+        compare_initializations(train, test, inits=("looks_linear", "he_relu", "he_relu"),
+                                **quick)
+    with pytest.raises(ValueError, match="learning_rates"):
+        compare_initializations(train, test, learning_rates=(1e-3, 0.0), **quick)
+    with pytest.raises(ValueError, match="learning_rates"):
+        compare_initializations(train, test, learning_rates=(), **quick)
+    with pytest.raises(ValueError, match="blocks"):
+        compare_initializations(train, test, **dict(quick, blocks=0))
+    with pytest.raises(ValueError, match="epochs"):
+        compare_initializations(train, test, **dict(quick, epochs=1.5))
+    with pytest.raises(ValueError, match="batch_size"):
+        compare_initializations(train, test, batch_size=0, **quick)
+    with pytest.raises(ValueError, match="seed"):
+        compare_initializations(train, test, seed=-1, **quick)
+    with pytest.raises(ValueError, match="progress_bar"):
+        compare_initializations(train, test, **dict(quick, progress_bar="no"))
+    with pytest.raises(ValueError, match="`train`"):
+        compare_initializations(train[0], test, **quick)
+    with pytest.raises(ValueError, match="`test`"):
+        compare_initializations(train, (test[0], test[1][:5]), **quick)
+    with pytest.raises(ValueError, match="same shape"):
+        compare_initializations(train, (test[0][:, :4], test[1]), **quick)
 
 
 # -- the reproduction scripts --------------------------------------------------------------------

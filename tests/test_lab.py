@@ -1,5 +1,6 @@
 """The main job: ``keras-resnet-lab lab --quick`` end to end, resumable, checked in a browser."""
 
+import html
 import json
 import os
 import re
@@ -27,7 +28,8 @@ def test_lab_writes_report_summary_and_artifacts(lab_run):
     assert set(summary["findings"]) == {
         "plain_trains_slower", "lesion_plain_fragile", "short_paths_carry_gradient",
         "iterative_refinement", "blocks_refine_not_replace", "filters_refined_across_blocks",
-        "estimation", "filters", "hessian", "multires"}
+        "estimation", "filters", "hessian", "multires", "highway", "scaling", "sharing",
+        "looks_linear"}
     train = summary["steps"]["train"]
     assert len(train["residual"]["train_loss"]) == len(train["plain"]["train_loss"]) == 8
     assert train["residual"]["final_test_accuracy"] > 0.5
@@ -35,7 +37,8 @@ def test_lab_writes_report_summary_and_artifacts(lab_run):
         assert summary["steps"]["export"][fmt]["passed"]
         assert (out / "export" / fmt / "manifest.json").exists()
     for name in ("lesion", "paths", "refinement", "similarity_residual", "similarity_plain",
-                 "estimation", "filters", "hessian", "multires"):
+                 "estimation", "filters", "hessian", "multires", "highway", "scaling", "sharing",
+                 "looks_linear"):
         assert (out / "analysis" / f"{name}.json").exists()
         assert (out / "figures" / f"{name}.png").exists() or name.startswith("similarity")
     more = summary["steps"]["findings"]
@@ -45,6 +48,14 @@ def test_lab_writes_report_summary_and_artifacts(lab_run):
     assert configs[0]["params"] == configs[1]["params"]
     assert summary["findings"]["hessian"] is True
     assert more["filters"]["score"] > more["filters"]["twin_score"]
+    # The training comparisons report their own verdict: the summary's finding is theirs.
+    for name in ("highway", "scaling", "sharing", "looks_linear"):
+        assert summary["findings"][name] is more[name]["finding_held"]
+        assert more[name]["finding_held"] is all(c["held"] for c in more[name]["criteria"])
+    # Deterministic at initialization, so it shows at any size: s = 1 grows the activations
+    # more than s = 0.1 does.
+    init_criterion = {c["name"]: c for c in more["scaling"]["criteria"]}["init_ratio_s0.1"]
+    assert init_criterion["held"]
     assert (out / "README.md").read_text().startswith("# keras-resnet-lab lab output")
 
 
@@ -52,12 +63,16 @@ def test_report_is_self_contained_and_reads_this_runs_numbers(lab_run):
     _, out = lab_run
     page = (out / "report.html").read_text()
     sources = re.findall(r"<img src='([^']*)'", page)
-    assert len(sources) >= 14 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) >= 18 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
     summary = json.loads((out / "summary.json").read_text())
     accuracy = summary["steps"]["train"]["residual"]["final_test_accuracy"]
     assert f"{100 * accuracy:.1f}%" in page  # the paragraph quotes this run's number
     assert summary["key_figures"]["export parity (max abs diff)"].startswith("savedmodel")
+    numbers = [int(n) for n in re.findall(r"<h2>(\d+)\. ", page)]
+    assert numbers == list(range(1, 15))  # every section, numbered in order
+    highway = summary["steps"]["findings"]["highway"]
+    assert html.escape(highway["description"]) in page  # the comparison's paragraph of this run
 
 
 def test_rerun_refuses_without_force_and_resume_skips_finished_steps(lab_run, capsys):

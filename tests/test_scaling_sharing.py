@@ -9,11 +9,23 @@ import numpy as np
 import pytest
 from _scripts import check_results, run_script
 
+from keras_resnet_lab.analysis._training import training_digits
 from keras_resnet_lab.analysis.norms import (
     LossRecorder,
     hidden_states,
     norm_growth,
     training_stability,
+)
+from keras_resnet_lab.analysis.scaling import (
+    ScalingComparison,
+    compare_residual_scales,
+    scaled_stack,
+)
+from keras_resnet_lab.analysis.sharing import (
+    VARIANTS,
+    SharingComparison,
+    compare_weight_sharing,
+    sharing_network,
 )
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.layers.shared import SharedResidualStack
@@ -319,6 +331,233 @@ def test_loss_recorder_stops_at_the_first_nonfinite_loss():
     assert len(recorder.losses) == 2 and math.isnan(recorder.losses[1])
     summary = recorder.stability()
     assert summary.diverged and summary.first_nonfinite == 1
+
+
+# -- the library comparisons (tiny) ------------------------------------------------------------
+SCALING_CRITERIA = ["init_ratio_s1_over_s0.3", "init_ratio_s0.3_over_s0.1", "init_ratio_s0.1",
+                    "s1_diverged", "s0.1_diverged", "s0.1_test_accuracy",
+                    "s0.1_minus_s0.3_test_accuracy"]
+SHARING_CRITERIA = ["naive_over_unshared_bn_init_ratio", "unshared_bn_minus_naive_test_accuracy",
+                    "unshared_bn_test_accuracy", "unshared_bn_diverged"]
+
+
+@pytest.fixture(scope="module")
+def digits256():
+    (x, y), test = training_digits(8, 3, batch_size=64)
+    return (x[:256], y[:256]), test
+
+
+@pytest.fixture(scope="module")
+def scaling(digits256):
+    train, test = digits256
+    return compare_residual_scales(train, test, blocks=6, width=8, epochs=1,
+                                   progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def sharing(digits256):
+    train, test = digits256
+    return compare_weight_sharing(train, test, steps=3, width=8, epochs=1, progress_bar=False)
+
+
+def _round_trip(result, tmp_path):
+    path = result.to_json(tmp_path / "result.json")
+    loaded = json.loads(open(path).read())
+    assert loaded["finding"] == result.finding
+    assert loaded["finding_held"] == result.finding_held == all(
+        c["held"] for c in loaded["criteria"])
+    assert loaded["description"] == result.describe()
+    for c in loaded["criteria"]:
+        assert c["held"] == (c["value"] is not None and _OPS[c["comparison"]](c["value"],
+                                                                                c["threshold"]))
+    result.plot(tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    return loaded
+
+
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b}
+
+
+def test_residual_scaling_growth_at_init_is_exact_and_falls_with_the_scale(scaling, digits256):
+    assert isinstance(scaling, ScalingComparison)
+    assert scaling.scales == [1.0, 0.3, 0.1] and list(scaling.runs) == ["1", "0.3", "0.1"]
+    ratios = [scaling.run(s)["init_ratio"] for s in scaling.scales]
+    assert ratios[0] > ratios[1] > ratios[2] > 1.0
+    # The init numbers depend only on the seed: rebuilding the stack gives them exactly.
+    probe = digits256[1][0][:256]
+    for scale, ratio in zip(scaling.scales, ratios):
+        keras.utils.set_random_seed(0)
+        model = scaled_stack(scale, blocks=6, width=8, input_shape=(8, 8, 3))
+        assert model.name == f"scale_{scale:g}"
+        assert norm_growth(model, probe).final_ratio == ratio
+        assert len(scaling.run(scale)["init_ratio_per_block"]) == 7
+    assert scaling.steps_per_epoch == 4 and scaling.chance_loss == pytest.approx(math.log(10))
+    for scale in scaling.scales:  # one epoch of 4 steps, unless a NaN stopped it
+        run = scaling.run(scale)
+        assert run["steps_run"] == (4 if run["first_nonfinite_step"] is None
+                                    else run["first_nonfinite_step"] + 1)
+        assert 0.0 <= run["test_accuracy"] <= 1.0
+
+
+def test_residual_scaling_criteria_round_trip_and_description(scaling, tmp_path):
+    criteria = scaling.criteria()
+    assert [c["name"] for c in criteria] == SCALING_CRITERIA
+    assert [(c["comparison"], c["threshold"]) for c in criteria] == [
+        (">=", 10.0), (">=", 2.0), ("<=", 2.0), (">=", 1.0), ("<=", 0.0), (">=", 0.8),
+        (">=", 0.0)]
+    big, mid, small = (scaling.run(s) for s in scaling.scales)
+    assert criteria[0]["value"] == pytest.approx(big["init_ratio"] / mid["init_ratio"])
+    assert criteria[5]["value"] == small["test_accuracy"]
+    loaded = _round_trip(scaling, tmp_path)
+    assert loaded["runs"]["0.1"]["init_ratio"] == small["init_ratio"]
+    text = scaling.describe()
+    for run in (big, mid, small):
+        assert f"{run['init_ratio']:.3g}" in text
+        assert f"{100 * run['test_accuracy']:.1f}%" in text
+    assert "6 dense blocks" in text and ("The finding held" in text) == scaling.finding_held
+    if not scaling.finding_held:
+        failed = next(c for c in criteria if not c["held"])
+        assert failed["name"] in text
+
+
+def test_residual_scaling_trains_on_a_dataset():
+    import tensorflow as tf
+
+    (x, y), test = training_digits(8, 3, batch_size=64)
+    data = tf.data.Dataset.from_tensor_slices((x[:128], y[:128])).batch(64)
+    result = compare_residual_scales(data, (test[0][:64], test[1][:64]), blocks=2, width=4,
+                                     epochs=1, probe_examples=32, progress_bar=False)
+    assert result.steps_per_epoch == 2 and result.batch_size is None
+    assert all(run["steps_run"] <= 2 for run in result.runs.values())
+
+
+def test_scaled_stack_conv_form():
+    model = scaled_stack(0.3, form="conv", blocks=5, widths=(4, 8), input_shape=(8, 8, 3))
+    found = blocks(model)
+    assert [b.name for b in found] == ["stage1_block1", "stage1_block2", "stage2_block1",
+                                       "stage2_block2", "stage2_block3"]
+    assert all(b.layer.residual_scale == 0.3 for b in found)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(scales=(1.0, 0.3)), "scales"),
+    (dict(scales=(1.0, 0.3, 0.3)), "scales"),
+    (dict(scales=(1.5, 0.3, 0.1)), "scales"),
+    (dict(form="recurrent"), "form"),
+    (dict(blocks=0), "blocks"),
+    (dict(epochs=0), "epochs"),
+    (dict(learning_rate=0.0), "learning_rate"),
+    (dict(momentum=1.0), "momentum"),
+    (dict(probe_examples=0), "probe_examples"),
+    (dict(blowup_factor=1.0), "blowup_factor"),
+    (dict(seed=-1), "seed"),
+])
+def test_compare_residual_scales_argument_errors(digits256, kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        compare_residual_scales(*digits256, progress_bar=False, **kwargs)
+
+
+def test_scaling_data_and_network_errors(digits256):
+    train, test = digits256
+    with pytest.raises(ValueError, match="`train` must be a pair"):
+        compare_residual_scales("digits", test, progress_bar=False)
+    with pytest.raises(ValueError, match="same shape per example"):
+        compare_residual_scales((train[0][:, :4], train[1]), test, progress_bar=False)
+    with pytest.raises(ValueError, match="`test`"):
+        compare_residual_scales(train, test[0], progress_bar=False)
+    with pytest.raises(ValueError, match="`scale`"):
+        scaled_stack(0.0, input_shape=(64,))
+    with pytest.raises(ValueError, match="`input_shape`"):
+        scaled_stack(0.1, form="conv", input_shape=(64,))
+    with pytest.raises(ValueError, match="`widths`"):
+        scaled_stack(0.1, form="conv", blocks=1, widths=(4, 8), input_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match="`scale` must be one of"):
+        ScalingComparison.run(
+            ScalingComparison([1.0, 0.3, 0.1], "dense", 1, 1, 0.1, 0.9, 64, 1, 0, 1.0, 10.0,
+                              {}, [], []), 0.5)
+
+
+def test_weight_sharing_growth_and_parameters(sharing, digits256):
+    assert isinstance(sharing, SharingComparison)
+    assert sharing.variants == list(VARIANTS) and list(sharing.runs) == list(VARIANTS)
+    naive, fixed, unshared = (sharing.runs[v] for v in VARIANTS)
+    assert naive["init_ratio"] > fixed["init_ratio"]
+    assert all(len(run["init_ratio_per_step"]) == 4 for run in sharing.runs.values())
+    # The init numbers depend only on the seed: rebuilding the network gives them exactly.
+    probe = digits256[1][0][:256]
+    for variant in VARIANTS:
+        keras.utils.set_random_seed(0)
+        model = sharing_network(variant, steps=3, width=8, input_shape=(8, 8, 3))
+        growth = norm_growth(model, probe, training=True, batch_size=len(probe))
+        assert growth.final_ratio == sharing.runs[variant]["init_ratio"]
+    # The shared stacks differ only by batch-norm pairs: 2 more pairs of 2 x 8 weights.
+    assert fixed["trainable_params"] - naive["trainable_params"] == (3 - 1) * 2 * 2 * 8
+    kernels = {}
+    for variant in VARIANTS:
+        model = sharing_network(variant, steps=3, width=8, input_shape=(8, 8, 3))
+        kernels[variant] = sum(math.prod(w.shape) for w in model.trainable_weights
+                               if w.path.endswith("kernel"))
+    # one block's convolutions (2 x 3x3x8x8) against three blocks'
+    assert kernels["naive"] == kernels["unshared_bn"]
+    assert kernels["unshared_weights"] - kernels["naive"] == 2 * 2 * 9 * 8 * 8
+    assert naive["trainable_params"] < fixed["trainable_params"] < unshared["trainable_params"]
+    assert sharing.steps_per_epoch == 4 and sharing.batch_size == 64
+
+
+def test_weight_sharing_criteria_round_trip_and_description(sharing, tmp_path):
+    criteria = sharing.criteria()
+    assert [c["name"] for c in criteria] == SHARING_CRITERIA
+    assert [(c["comparison"], c["threshold"]) for c in criteria] == [
+        (">=", 1.5), (">=", 0.1), (">=", 0.5), ("<=", 0.0)]
+    naive, fixed = sharing.runs["naive"], sharing.runs["unshared_bn"]
+    assert criteria[0]["value"] == pytest.approx(naive["init_ratio"] / fixed["init_ratio"])
+    assert criteria[1]["value"] == pytest.approx(fixed["test_accuracy"]
+                                                 - naive["test_accuracy"])
+    loaded = _round_trip(sharing, tmp_path)
+    assert loaded["runs"]["naive"]["trainable_params"] == naive["trainable_params"]
+    text = sharing.describe()
+    for run in sharing.runs.values():
+        assert f"{run['init_ratio']:.3g}" in text
+        assert f"{100 * run['test_accuracy']:.1f}%" in text
+        assert f"{100 * run['test_accuracy_batch_stats']:.1f}%" in text
+    assert "applied 3 times" in text and ("The finding held" in text) == sharing.finding_held
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(steps=0), "steps"),
+    (dict(width=2.5), "width"),
+    (dict(epochs=0), "epochs"),
+    (dict(learning_rate=-0.1), "learning_rate"),
+    (dict(naive_gamma=0.0), "naive_gamma"),
+    (dict(unshared_gamma=float("nan")), "unshared_gamma"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(steps_per_epoch=0), "steps_per_epoch"),
+    (dict(verbose=-1), "verbose"),
+])
+def test_compare_weight_sharing_argument_errors(digits256, kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        compare_weight_sharing(*digits256, progress_bar=False, **kwargs)
+
+
+def test_weight_sharing_data_and_network_errors(digits256):
+    import tensorflow as tf
+
+    train, test = digits256
+    unknown = tf.data.Dataset.from_tensor_slices(train).filter(lambda x, y: y >= 0).batch(64)
+    with pytest.raises(ValueError, match="`steps_per_epoch` is needed"):
+        compare_weight_sharing(unknown, test, progress_bar=False)
+    with pytest.raises(ValueError, match="`train` must be a pair"):
+        compare_weight_sharing([train[0]], test, progress_bar=False)
+    with pytest.raises(ValueError, match="`test` inputs contain NaN"):
+        compare_weight_sharing(train, (np.full_like(test[0], np.nan), test[1]),
+                               progress_bar=False)
+    with pytest.raises(ValueError, match="`variant` must be one of 'naive'"):
+        sharing_network("shared", input_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match="`input_shape`"):
+        sharing_network("naive", input_shape=(64,))
 
 
 # -- the reproductions ------------------------------------------------------------------------

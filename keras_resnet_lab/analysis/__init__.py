@@ -16,6 +16,11 @@ that serialize to JSON and plot themselves.
 - :mod:`.hessian`: the Hessian at zero initialization of linear nets with shortcuts (Li et al.,
   arXiv 1611.01186).
 - :mod:`.filter_refinement`: the filter refinement score (Chu et al., arXiv 1701.02362).
+- Training comparisons (small networks trained alike; results carry ``criteria()``,
+  ``finding_held`` and ``describe()``): :mod:`.highway_depth` (Srivastava et al.),
+  :mod:`.scaling` (Szegedy et al.), :mod:`.sharing` (Liao & Poggio; Jastrzebski et al.),
+  :mod:`.looks_linear` (Balduzzi et al.), :mod:`.multi_residual`; by name through
+  :func:`run_comparison` (:mod:`.comparisons`).
 
 Example:
     >>> from keras_resnet_lab.analysis import lesion_study
@@ -23,6 +28,7 @@ Example:
     >>> result.plot("lesion.png")
 """
 
+from keras_resnet_lab.analysis.comparisons import COMPARISONS, run_comparison
 from keras_resnet_lab.analysis.estimation import (
     EstimationResult,
     block_outputs,
@@ -53,7 +59,17 @@ from keras_resnet_lab.analysis.hessian import (
     shortcut_hessian,
     zero_init_hessian,
 )
+from keras_resnet_lab.analysis.highway_depth import (
+    HighwayDepthComparison,
+    compare_highway_depths,
+    gate_bias_at,
+)
 from keras_resnet_lab.analysis.lesion import LesionResult, kendall_tau, lesion_study
+from keras_resnet_lab.analysis.looks_linear import (
+    LooksLinearComparison,
+    compare_initializations,
+    linearity_error,
+)
 from keras_resnet_lab.analysis.multi_residual import (
     MultiResidualComparison,
     MultiResidualConfig,
@@ -81,7 +97,23 @@ from keras_resnet_lab.analysis.paths import (
     path_lengths,
 )
 from keras_resnet_lab.analysis.refinement import RefinementResult, branch_statistics, refinement
-from keras_resnet_lab.analysis.results import Result, atomic_write_json, jsonable
+from keras_resnet_lab.analysis.results import (
+    Comparison,
+    Result,
+    atomic_write_json,
+    criterion,
+    jsonable,
+)
+from keras_resnet_lab.analysis.scaling import (
+    ScalingComparison,
+    compare_residual_scales,
+    scaled_stack,
+)
+from keras_resnet_lab.analysis.sharing import (
+    SharingComparison,
+    compare_weight_sharing,
+    sharing_network,
+)
 from keras_resnet_lab.analysis.shattering import (
     KINDS,
     CReLU,
@@ -118,5 +150,8 @@ __all__ = [
     "branch_statistics", "calibrate_batch_norm", "cka_matrix", "crelu", "effective_range",
     "input_gradients", "jsonable", "kendall_tau", "lesion_study", "line_gradients",
     "line_inputs", "linear_cka", "path_gradients", "path_lengths", "refinement", "shattering",
-    "shattering_network",
+    "shattering_network", "COMPARISONS", "Comparison", "HighwayDepthComparison",
+    "LooksLinearComparison", "ScalingComparison", "SharingComparison", "compare_highway_depths",
+    "compare_initializations", "compare_residual_scales", "compare_weight_sharing", "criterion",
+    "gate_bias_at", "linearity_error", "run_comparison", "scaled_stack", "sharing_network",
 ]

@@ -7,10 +7,11 @@ says.
 """
 
 import math
+import numbers
 
 import numpy as np
 
-from keras_resnet_lab._checks import positive_int
+from keras_resnet_lab._checks import number_in, positive_int
 
 
 def training_digits(image_size=8, channels=3, batch_size=None, flatten=False):
@@ -52,6 +53,56 @@ def check_pair(name, data):
     return x, y.astype(np.int64)
 
 
+def check_training_data(train, test, batch_size, steps_per_epoch=None, need_steps=False):
+    """Check a comparison's ``train`` (``(x, y)`` arrays or a batched ``tf.data.Dataset``) and
+    ``test`` (arrays).
+
+    Returns:
+        ``(train, test, steps_per_epoch, num_classes)``: the steps of one epoch (from the
+        arrays and ``batch_size``, else the dataset's length; None when unknown, unless
+        ``need_steps``, which raises) and the number of classes (largest label + 1, at least 2).
+    """
+    test = check_pair("test", test)
+    labels = [test[1]]
+    if isinstance(train, (tuple, list)):
+        train = check_pair("train", train)
+        if train[0].shape[1:] != test[0].shape[1:]:
+            raise ValueError(f"`train` and `test` inputs must have the same shape per example, "
+                             f"got {train[0].shape[1:]} and {test[0].shape[1:]}.")
+        labels.append(train[1])
+        if steps_per_epoch is None:
+            steps_per_epoch = math.ceil(len(train[0]) / positive_int("batch_size", batch_size))
+    else:
+        import tensorflow as tf
+
+        if not isinstance(train, tf.data.Dataset):
+            raise ValueError("`train` must be a pair (x, y) of arrays or a batched "
+                             f"tf.data.Dataset of (x, y), got {type(train).__name__}.")
+        if steps_per_epoch is None:
+            cardinality = int(train.cardinality().numpy())
+            steps_per_epoch = cardinality if cardinality > 0 else None
+            if steps_per_epoch is None and need_steps:
+                raise ValueError("`steps_per_epoch` is needed for the cosine schedule: the "
+                                 "length of `train` (a dataset) is unknown or infinite.")
+    if steps_per_epoch is not None:
+        steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+    if min(int(y.min()) for y in labels) < 0:
+        raise ValueError("labels must be integers >= 0.")
+    return train, test, steps_per_epoch, max(2, max(int(y.max()) for y in labels) + 1)
+
+
+def learning_rates(values):
+    """``values`` (one rate or several) as a list of distinct learning rates > 0."""
+    if isinstance(values, numbers.Number) or not hasattr(values, "__iter__"):
+        values = (values,)
+    rates = [number_in("learning_rates", lr, 0.0, None, low_open=True) for lr in values]
+    if not rates:
+        raise ValueError("`learning_rates` must list at least one learning rate > 0, got none.")
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"`learning_rates` must not repeat a rate, got {rates!r}.")
+    return rates
+
+
 def train_arm(model, train, epochs, optimizer, batch_size=64, *, recorder=None, verbose=0):
     """Compile ``model`` (cross-entropy on logits, accuracy) and fit it on ``train``.
 
@@ -83,7 +134,7 @@ def train_arm(model, train, epochs, optimizer, batch_size=64, *, recorder=None, 
         history = model.fit(train[0], train[1], batch_size=positive_int("batch_size", batch_size),
                             shuffle=True, **fit)
     else:
-        history = model.fit(train, **fit)
+        history = model.fit(train, shuffle=False, **fit)  # a dataset shuffles itself
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 

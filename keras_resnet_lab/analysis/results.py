@@ -107,6 +107,27 @@ def criterion(name, value, comparison, threshold, meaning):
             "held": held, "meaning": meaning}
 
 
+def fmt_number(value):
+    """``value`` with 3 significant digits, or ``n/a`` for None (a NaN made JSON-safe)."""
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def fmt_percent(value):
+    """A fraction as a percentage with one decimal, or ``n/a`` for None."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def verdict(criteria):
+    """One sentence: every criterion held, or which failed, with their numbers and meaning."""
+    failed = [c for c in criteria if not c["held"]]
+    if not failed:
+        return "The finding held: every criterion was met."
+    parts = [f"{c['name']} was {fmt_number(c['value'])}, not {c['comparison']} "
+             f"{c['threshold']:g} ({c['meaning'].removeprefix('and ')})" for c in failed]
+    return (f"The finding did not hold here; {len(failed)} of {len(criteria)} criteria failed: "
+            + "; ".join(parts) + ".")
+
+
 class Comparison(Result):
     """A :class:`Result` that trains networks to test a paper's finding.
 

@@ -1,12 +1,14 @@
 """``keras-resnet-lab analyze``: run one of the papers' experiments on a saved model."""
 
+from keras_resnet_lab.analysis.comparisons import COMPARISONS
 from keras_resnet_lab.commands._common import add_run_arguments
 
 #: Experiments on a saved model (MODEL.keras required).
 MODEL_EXPERIMENTS = ("lesion", "paths", "refinement", "similarity", "estimation", "gates",
                      "filters", "norms")
-#: Experiments that build their own networks (no MODEL.keras).
-OWN_EXPERIMENTS = ("hessian", "multires")
+#: Experiments that build their own networks (no MODEL.keras): the Hessian and the training
+#: comparisons.
+OWN_EXPERIMENTS = ("hessian",) + tuple(COMPARISONS)
 EXPERIMENTS = MODEL_EXPERIMENTS + OWN_EXPERIMENTS
 DATASETS = ("digits",)
 
@@ -24,14 +26,15 @@ def register(subparsers):
                     "transform gates and gate lesions, Srivastava et al. 1507.06228), filters "
                     "(same-channel similarity of consecutive blocks, Chu et al. 1701.02362; "
                     "with --plain, the twin too) or norms (||h_i||/||h_0|| through the blocks, "
-                    "Szegedy et al. 1602.07261). Two experiments build their own networks and "
-                    "take no MODEL: hessian (Hessian at zero init of linear nets with "
-                    "shortcuts of 1, 2, 3 layers, Li et al. 1611.01186) and multires (k = 1 "
-                    "against k = 4 branches at equal parameters, trained on the digits, Abdi "
-                    "& Nahavandi 1609.05672). Writes EXPERIMENT.json and EXPERIMENT.png into "
-                    "--out.")
+                    "Szegedy et al. 1602.07261). Other experiments build their own networks and "
+                    "take no MODEL: hessian (Hessian at zero init of linear nets with shortcuts "
+                    "of 1, 2, 3 layers, Li et al. 1611.01186) and the training comparisons on "
+                    "the 8x8 digits: " + "; ".join(
+                        f"{name} ({entry[2]})" for name, entry in COMPARISONS.items())
+                    + ". Writes EXPERIMENT.json and EXPERIMENT.png into --out.")
     parser.add_argument("model", metavar="MODEL.keras", nargs="?", default=None,
-                        help="a saved Keras model file (not for hessian, multires)")
+                        help="a saved Keras model file (not for hessian and the training "
+                             "comparisons)")
     parser.add_argument("--experiment", required=True, choices=EXPERIMENTS)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--data", choices=DATASETS, default="digits",
@@ -49,8 +52,12 @@ def register(subparsers):
                              "1000)")
     parser.add_argument("--max-depth", type=int, default=32,
                         help="hessian: largest depth in layers (default 32)")
-    parser.add_argument("--epochs", type=int, default=6,
-                        help="multires: training epochs of each network (default 6)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training comparisons: epochs of every network (default: the "
+                             "experiment's own)")
+    parser.add_argument("--quick", action="store_true",
+                        help="training comparisons: smaller networks and fewer epochs, a run "
+                             "of seconds (the finding may not show at that size)")
     add_run_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -84,6 +91,9 @@ def run(args):
             raise CliError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.plain is not None and args.experiment not in ("lesion", "filters"):
         raise CliError("--plain is used by --experiment lesion and filters only")
+    if (args.epochs is not None or args.quick) and args.experiment not in COMPARISONS:
+        raise CliError("--epochs and --quick are used by the training comparisons only: "
+                       + ", ".join(COMPARISONS))
     if args.experiment in OWN_EXPERIMENTS:
         if args.model is not None:
             raise CliError(f"--experiment {args.experiment} builds its own networks: give no "
@@ -186,16 +196,19 @@ def _own_experiment(args):
                 "-" if v is None else f"{v:.3g}" for v in values)
                 + f"  (largest |eigenvalue| {max(result.max_abs_eigenvalue[str(n)]):.3g})")
         return result, lines
-    from keras_resnet_lab.analysis.multi_residual import compare_multi_residual
-    from keras_resnet_lab.data import load_digits
-    from keras_resnet_lab.lab.pipeline import MULTIRES
+    from keras_resnet_lab.analysis.comparisons import run_comparison
 
-    train, test = load_digits(image_size=8, channels=3)
-    result = compare_multi_residual(**MULTIRES, train=train, test=test, seeds=(args.seed,),
-                                    epochs=args.epochs, progress_bar=show)
-    lines = [f"{c['n_blocks']} blocks with k = {c['branches']}: {c['params']:,} "
-             f"parameters, test accuracy {acc:.3f}"
-             for c, acc in zip(result.configs, result.mean_accuracy)]
+    result = run_comparison(args.experiment, seed=args.seed, epochs=args.epochs,
+                            smoke=args.quick, progress_bar=show)
+    if args.experiment == "multires":
+        lines = [f"{c['n_blocks']} blocks with k = {c['branches']}: {c['params']:,} "
+                 f"parameters, test accuracy {acc:.3f}"
+                 for c, acc in zip(result.configs, result.mean_accuracy)]
+        return result, lines
+    lines = [result.describe()] + [
+        f"  [{'ok' if c['held'] else 'NO'}] {c['name']}: {_number(c['value'])} "
+        f"{c['comparison']} {c['threshold']}" for c in result.criteria()]
+    lines.append(f"finding held: {'yes' if result.finding_held else 'no'}")
     return result, lines
 
 
@@ -208,6 +221,10 @@ def _finish(args, out, result, lines):
                  result.plot(os.path.join(out, f"{args.experiment}.png"))):
         print(f"wrote {path}")
     return 0
+
+
+def _number(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _median(values):

@@ -20,11 +20,9 @@ from keras_resnet_lab._checks import one_of
 STEPS = ("train", "analysis", "findings", "vis", "export", "report")
 DATASETS = ("digits", "cifar10")
 DEPTHS = (20, 32, 56, 110)
-#: Multi-residual at equal parameters on the 8x8 digits: 2 stages of 16 channels, 8 blocks of
-#: k = 1 against 2 blocks of k = 4 (benchmarks/multires_abdi.py --quick; at 8 channels the
-#: deeper net generalizes better, the paper's depth threshold).
-MULTIRES = dict(total_branches=4, branches=(1, 4), widths=(16, 16), batch_size=128,
-                learning_rate=0.1, jit_compile=False)
+#: The training comparisons of the findings step (keras_resnet_lab.analysis.comparisons), on
+#: the 8x8 digits; a --quick lab runs their smaller smoke settings.
+COMPARISON_STEPS = ("multires", "highway", "scaling", "sharing", "looks_linear")
 
 
 @dataclasses.dataclass
@@ -67,7 +65,7 @@ class LabConfig:
         return {"analysis_examples": 200 if q else 360, "path_samples": 24 if q else 64,
                 "lesion_draws": 2 if q else 5, "vis_steps": 40 if q else 100,
                 "vis_filters": 3 if q else 4, "cam_images": 6 if q else 8,
-                "hessian_depth": 16 if q else 32, "multires_epochs": 6}
+                "hessian_depth": 16 if q else 32}
 
 
 class Lab:
@@ -237,13 +235,13 @@ class Lab:
     def step_findings(self):
         """More of the papers' findings: on the lab's two networks, the estimation error
         (Greff et al.) and the filter refinement score against the plain twin (Chu et al.);
-        built by the step itself, Li et al.'s Hessian at zero initialization and Abdi &
-        Nahavandi's multi-residual networks at equal parameters (on the 8x8 digits)."""
+        built by the step itself, Li et al.'s Hessian at zero initialization and the training
+        comparisons on the 8x8 digits (:data:`COMPARISON_STEPS`: multi-residual at equal
+        parameters, highway depth, residual scaling, weight sharing, looks-linear init)."""
+        from keras_resnet_lab.analysis.comparisons import COMPARISONS, run_comparison
         from keras_resnet_lab.analysis.estimation import estimation_errors
         from keras_resnet_lab.analysis.filter_refinement import filter_refinement
         from keras_resnet_lab.analysis.hessian import zero_init_hessian
-        from keras_resnet_lab.analysis.multi_residual import compare_multi_residual
-        from keras_resnet_lab.data import load_digits
 
         s = self.config.settings()
         data = self.test_sample(s["analysis_examples"])
@@ -261,13 +259,12 @@ class Lab:
         hessian = zero_init_hessian(max_depth=s["hessian_depth"], seed=self.config.seed)
         self._save(hessian, "hessian")
         numbers["hessian"] = hessian.to_dict()
-        self.say("  multi-residual (k = 4) against residual (k = 1) at equal parameters")
-        train, test = load_digits(image_size=8, channels=3)
-        multires = compare_multi_residual(**MULTIRES, train=train, test=test,
-                                          seeds=(self.config.seed,),
-                                          epochs=s["multires_epochs"])
-        self._save(multires, "multires")
-        numbers["multires"] = multires.to_dict()
+        for name in COMPARISON_STEPS:
+            self.say(f"  {name}: {COMPARISONS[name][2]}")
+            result = run_comparison(name, seed=self.config.seed, smoke=self.config.quick,
+                                    progress_bar=False)
+            self._save(result, name)
+            numbers[name] = result.to_dict()
         return numbers
 
     def _save(self, result, name):

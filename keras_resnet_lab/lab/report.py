@@ -5,6 +5,7 @@ connecting words), so the report tells what *this* run showed, including when a 
 finding did not hold at this scale.
 """
 
+import dataclasses
 import os
 import platform
 
@@ -233,6 +234,30 @@ def read_multires(mr):
     return text, bool(held)
 
 
+#: The training comparisons of the findings step: (name, section title, figure caption).
+COMPARISON_SECTIONS = (
+    ("highway", "Highway networks at depth", "training loss and error of plain and highway "
+     "nets against depth; gates of the deepest"),
+    ("scaling", "Scaling the residual branch", "||h_i|| / ||h_0|| at initialization and the "
+     "training loss, per branch scale s"),
+    ("sharing", "Weight-shared residual stacks", "growth through the steps, training loss and "
+     "test accuracy: shared, per-step and no batch-norm sharing"),
+    ("looks_linear", "A deep plain net from the looks-linear initialization",
+     "training loss and accuracy, looks-linear against He initialization"),
+)
+
+
+def read_comparison(result):
+    """The paragraph and verdict a training comparison wrote about itself (its ``to_dict()``):
+    the paper's finding, what this run measured, and whether every criterion held."""
+    held = bool(result["finding_held"])
+    failed = [c["name"] for c in result["criteria"] if not c["held"]]
+    text = f"{result['finding']} {result['description']}"
+    if failed:
+        text += f" Criteria not met in this run: {', '.join(failed)}."
+    return text, held
+
+
 def write_report(lab):
     """Write ``report.html``, ``summary.json`` and ``README.md`` into the lab's folder."""
     from keras_resnet_lab import __version__
@@ -245,16 +270,16 @@ def write_report(lab):
 
     text, held = read_training(train, cfg.depth, cfg.epochs)
     findings["plain_trains_slower"] = held
-    sections.append(Section("1. Plain versus residual training", text,
+    sections.append(Section("Plain versus residual training", text,
                              [Figure(fig("training.png"), "training loss and test accuracy")]))
     text, held = read_lesion(analysis["lesion"])
     findings["lesion_plain_fragile"] = held
-    sections.append(Section("2. An ensemble: deleting and reordering blocks", text,
+    sections.append(Section("An ensemble: deleting and reordering blocks", text,
                             [Figure(fig("lesion.png"), "single deletions, k deletions, "
                                     "reorderings (residual and plain)")], held))
     text, held = read_paths(analysis["paths"])
     findings["short_paths_carry_gradient"] = held
-    sections.append(Section("3. Gradient per path length", text,
+    sections.append(Section("Gradient per path length", text,
                             [Figure(fig("paths.png"), "path counts, gradient magnitude and "
                                     "contribution per path length")], held))
     text, held = read_refinement(analysis["refinement"])
@@ -262,7 +287,7 @@ def write_report(lab):
     sim_text, sim_held = read_similarity(analysis["similarity_residual"],
                                          analysis["similarity_plain"])
     findings["blocks_refine_not_replace"] = sim_held
-    sections.append(Section("4. Iterative refinement", text + " " + sim_text,
+    sections.append(Section("Iterative refinement", text + " " + sim_text,
                             [Figure(fig("refinement.png"), "cosine with the negative "
                                     "gradient, relative change, drop/repeat cost"),
                              Figure(fig("similarity_residual.png"), "block CKA, residual"),
@@ -270,7 +295,7 @@ def write_report(lab):
                             held and sim_held))
     text, held = read_vis(vis)
     findings["filters_refined_across_blocks"] = held
-    sections.append(Section("5. What the blocks look at", text,
+    sections.append(Section("What the blocks look at", text,
                             [Figure(fig(f"gradcam_{b}.png"), f"Grad-CAM at {b}")
                              for b in vis["cam_blocks"]]
                             + [Figure(fig("refinement_residual.png"),
@@ -279,18 +304,24 @@ def write_report(lab):
                                       "one filter across stage 2, plain twin")], held))
     more = numbers["findings"]
     for key_name, title, reader, figure, caption in (
-            ("estimation", "7. Unrolled iterative estimation", read_estimation,
+            ("estimation", "Unrolled iterative estimation", read_estimation,
              "estimation.png", "estimation error h_i - h_end per block: mean and spread"),
-            ("filters", "8. Filter refinement as a number", read_filters, "filters.png",
+            ("filters", "Filter refinement as a number", read_filters, "filters.png",
              "channel j at consecutive blocks against random channel pairs"),
-            ("hessian", "9. The Hessian at zero initialization", read_hessian, "hessian.png",
+            ("hessian", "The Hessian at zero initialization", read_hessian, "hessian.png",
              "condition number and spectrum per depth, shortcuts of 1-3 layers"),
-            ("multires", "10. Multi-residual at equal parameters", read_multires,
+            ("multires", "Multi-residual at equal parameters", read_multires,
              "multires.png", "k = 1 against k = 4 branches, same parameter count")):
         text, held = reader(more[key_name])
         findings[key_name] = held
         sections.append(Section(title, text, [Figure(fig(figure), caption)], held))
-    sections.append(Section("11. Shipping it", read_export(export)))
+    for key_name, title, caption in COMPARISON_SECTIONS:
+        text, held = read_comparison(more[key_name])
+        findings[key_name] = held
+        sections.append(Section(title, text, [Figure(fig(f"{key_name}.png"), caption)], held))
+    sections.append(Section("Shipping it", read_export(export)))
+    sections = [dataclasses.replace(s, title=f"{i}. {s.title}")
+                for i, s in enumerate(sections, start=1)]
 
     res, plain = train["residual"], train["plain"]
     lesion = analysis["lesion"]
@@ -356,7 +387,8 @@ FOLDER_README = """# keras-resnet-lab lab output
 - `summary.json`: every number of the run, the findings (true/false) and the key figures.
 - `train/residual/`, `train/plain/`: `model.keras`, `history.json`, `curves.png` of each network.
 - `analysis/`: `lesion.json`, `paths.json`, `refinement.json`, `similarity_*.json`, and the
-  further findings `estimation.json`, `filters.json`, `hessian.json`, `multires.json`.
+  further findings `estimation.json`, `filters.json`, `hessian.json`, `multires.json`,
+  `highway.json`, `scaling.json`, `sharing.json`, `looks_linear.json`.
 - `figures/`: every figure of the report as PNG.
 - `export/savedmodel/`, `export/onnx/`: the residual network with every block's output, each
   with its `manifest.json` (names, shapes, parity measured at export).

@@ -24,7 +24,7 @@ from keras_resnet_lab.models.finetune import (
     replace_head,
 )
 from keras_resnet_lab.models.grow import identity_block, insert_blocks
-from keras_resnet_lab.models.mlp import highway_mlp, residual_mlp
+from keras_resnet_lab.models.mlp import highway_mlp, plain_mlp, residual_mlp
 from keras_resnet_lab.models.registry import MODELS, build_model
 from keras_resnet_lab.models.resnet import (
     IMAGENET_DEPTHS,
@@ -60,7 +60,7 @@ __all__ = [
     "find_block", "freeze_batch_norm", "freeze_stages", "from_keras_applications", "head",
     "identity_block", "insert_blocks", "learned_scales", "replace_head", "highway_net",
     "multi_residual_net",
-    "highway_mlp", "residual_mlp", "resnet",
+    "highway_mlp", "plain_mlp", "residual_mlp", "resnet",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
     "resnet44", "resnet56", "resnet110", "resnet1202", "resnext", "stages", "wide_resnet",
 ]

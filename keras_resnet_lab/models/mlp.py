@@ -2,7 +2,9 @@
 
 import keras
 
-from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab._checks import int_at_least, one_of, positive_int
+from keras_resnet_lab.layers.looks_linear import LooksLinear, crelu
+from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.builder import Stage, build_network
 from keras_resnet_lab.models.cifar import BLOCKS
 
@@ -80,3 +82,67 @@ def highway_mlp(depth=10, units=50, *, gate_bias=-2.0, plain=False, input_shape=
                         normalization=normalization, use_bias=use_bias,
                         name=name or f"{'plain' if plain else 'highway'}_mlp{depth}",
                         **block_kwargs)
+
+
+#: Initializations of :func:`plain_mlp`.
+INITS = ("looks_linear", "he_relu", "he_crelu")
+
+
+def plain_mlp(blocks=25, width=32, *, init="looks_linear", input_shape=(64,), num_classes=10,
+              seed=0, name=None):
+    """A deep plain dense network (no shortcuts, no normalization, no hidden biases) with the
+    looks-linear initialization of Balduzzi et al. (arXiv 1702.08591) or the usual one.
+
+    ``flatten -> stem_dense -> stage1_block1 ... stage1_block{blocks} -> predictions``: each
+    block is a plain pre-activation dense ``ResidualBlock`` (``act -> dense -> act -> dense``,
+    no bias), so the network has ``2 * blocks`` hidden layers of ``width`` units.
+
+    - ``"looks_linear"``: CReLU activations (:func:`~keras_resnet_lab.layers.looks_linear.crelu`),
+      every dense layer that reads a CReLU starts as the mirrored orthogonal kernel ``[W; -W]``
+      (:class:`~keras_resnet_lab.layers.looks_linear.LooksLinear`) and the stem is orthogonal:
+      the whole network is exactly linear (an orthogonal map up to the classifier) at
+      initialization;
+    - ``"he_relu"``: the usual initialization, ReLU and He-normal kernels;
+    - ``"he_crelu"``: the looks-linear architecture (CReLU, twice the fan-in) with He-normal
+      kernels, so that only the initialization differs from ``"looks_linear"``.
+
+    Args:
+        blocks: number of two-layer blocks (``2 * blocks`` hidden layers).
+        width: units per hidden layer.
+        init: one of :data:`INITS`.
+        input_shape: any input shape; it is flattened.
+        num_classes: outputs of the (logit) classifier.
+        seed: seed of the hidden kernels (one ``keras.random.SeedGenerator`` draws them in
+            layer order); the classifier's draw follows Keras's global seed
+            (``keras.utils.set_random_seed``).
+        name: model name (default ``{init}_plain{2 * blocks}``).
+
+    Returns:
+        A functional chain model with blocks ``stage1_block1 ... stage1_block{blocks}``.
+
+    Example:
+        >>> model = plain_mlp(25, 32, init="looks_linear", input_shape=(8, 8, 3))
+        >>> model.name
+        'looks_linear_plain50'
+    """
+    init = one_of("init", init, INITS)
+    blocks = positive_int("blocks", blocks)
+    width = positive_int("width", width)
+    num_classes = positive_int("num_classes", num_classes)
+    noise = keras.random.SeedGenerator(int_at_least("seed", seed, 0))
+    looks_linear = init == "looks_linear"
+
+    def stem(x):
+        x = keras.layers.Flatten(name="stem_flatten")(x)
+        kernel = (keras.initializers.Orthogonal(seed=noise) if looks_linear
+                  else keras.initializers.HeNormal(seed=noise))
+        return keras.layers.Dense(width, kernel_initializer=kernel, name="stem_dense")(x)
+
+    block_kwargs = dict(
+        form="dense", preact=True, plain=True, normalization="none",
+        activation="relu" if init == "he_relu" else crelu,
+        kernel_initializer=(LooksLinear(seed=noise) if looks_linear
+                            else keras.initializers.HeNormal(seed=noise)))
+    return build_network(stem, [Stage(width, blocks)], ResidualBlock, block_kwargs,
+                         input_shape=tuple(input_shape), num_classes=num_classes,
+                         name=name or f"{init}_plain{2 * blocks}")
