@@ -109,18 +109,12 @@ def _fmt(value):
 
 
 def digits(image_size, batch_size=None):
-    """The embedded digits ``((x_train, y_train), (x_test, y_test))`` at ``image_size``.
+    """The embedded digits ``((x_train, y_train), (x_test, y_test))`` at ``image_size``, 3
+    channels; with ``batch_size`` the training set is cut to a multiple of it (see
+    :func:`keras_resnet_lab.analysis._training.training_digits`)."""
+    from keras_resnet_lab.analysis._training import training_digits
 
-    With ``batch_size`` the training set is cut to a multiple of it (1408 of 1437 for 64), so
-    every training step has the same shape and the step function is traced once.
-    """
-    from keras_resnet_lab.data import load_digits
-
-    (x_train, y_train), test = load_digits(image_size=image_size, channels=3)
-    if batch_size:
-        keep = len(x_train) - len(x_train) % batch_size
-        x_train, y_train = x_train[:keep], y_train[:keep]
-    return (x_train, y_train), test
+    return training_digits(image_size, channels=3, batch_size=batch_size)
 
 
 def training_data(cfg, quick):

@@ -152,7 +152,7 @@ class LooksLinearComparison(Comparison):
         if not failed:
             text += (f"The finding held here: the looks-linear network starts as an exact "
                      f"linear map and trains, {self.accuracy_gap():.1%} ahead of the He/ReLU "
-                     f"network, which barely moved from chance under the same budget.")
+                     f"network under the same budget.")
         else:
             text += (f"The finding did not hold here: {', '.join(failed)} missed "
                      f"{'its threshold' if len(failed) == 1 else 'their thresholds'} (the "
