@@ -6,7 +6,7 @@ computed from and its threshold, the configuration, the environment, the runtime
 figures. ``--quick`` trains tiny models on the embedded digits (under a minute on 2 cores);
 the default (full) mode is paper-shaped.
 
-Nothing here imports TensorFlow at import time.
+The criteria and the accuracy helper are the library's (``keras_resnet_lab.analysis``).
 """
 
 from __future__ import annotations

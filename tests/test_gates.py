@@ -352,8 +352,8 @@ def test_highway_depth_comparison_verdict_and_description(tmp_path):
     assert diverged.gate_result() is None and not diverged.finding_held
     assert diverged.criteria()[-1]["value"] is None
     text = diverged.describe()
-    assert "diverged" in text and "did not hold here because late_idle_fraction was missing" \
-        in text
+    assert "diverged" in text and "did not hold here; 1 of 4 criteria failed: " \
+        "late_idle_fraction was n/a, not >= 0.5" in text
     with open(diverged.plot(tmp_path / "no_gates.png"), "rb") as f:
         assert f.read(4) == b"\x89PNG"
     assert json.loads(open(diverged.to_json(tmp_path / "d.json")).read())["gates"] is None

@@ -561,6 +561,7 @@ def test_weight_sharing_data_and_network_errors(digits256):
 
 
 # -- the reproductions ------------------------------------------------------------------------
+@pytest.mark.slow  # 15 s+; the library comparison is tested above and in the lab
 def test_scaling_szegedy_quick(tmp_path):
     results = run_script("scaling_szegedy", tmp_path)
     check_results(results, tmp_path, "scaling_szegedy")

@@ -19,8 +19,8 @@ that serialize to JSON and plot themselves.
 - Training comparisons (small networks trained alike; results carry ``criteria()``,
   ``finding_held`` and ``describe()``): :mod:`.highway_depth` (Srivastava et al.),
   :mod:`.scaling` (Szegedy et al.), :mod:`.sharing` (Liao & Poggio; Jastrzebski et al.),
-  :mod:`.looks_linear` (Balduzzi et al.), :mod:`.multi_residual`; by name through
-  :func:`run_comparison` (:mod:`.comparisons`).
+  :mod:`.looks_linear` (Balduzzi et al.); these and :mod:`.multi_residual` run by name
+  through :func:`run_comparison` (:mod:`.comparisons`).
 
 Example:
     >>> from keras_resnet_lab.analysis import lesion_study

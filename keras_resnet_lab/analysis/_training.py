@@ -1,9 +1,9 @@
 """What the training comparisons share: their default data, one way to train an arm, accuracy.
 
-A *comparison* (highway depth, residual scaling, weight sharing, looks-linear initialization,
-multi-residual) trains a few small networks alike and compares them; every arm is trained by
-:func:`train_arm` and scored by :func:`accuracy`, so the arms differ only where the experiment
-says.
+A *comparison* (highway depth, residual scaling, weight sharing, looks-linear initialization)
+trains a few small networks alike and compares them; every arm is trained by :func:`train_arm`
+and scored by :func:`accuracy` or :func:`loss_and_accuracy`, so the arms differ only where the
+experiment says.
 """
 
 import math
@@ -50,6 +50,10 @@ def check_pair(name, data):
                          f"{y.shape}.")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"`{name}` inputs contain NaN or infinite values.")
+    if not (np.issubdtype(y.dtype, np.integer)
+            or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
+        raise ValueError(f"`{name}` labels must be integer class indices, got {y.dtype} values "
+                         f"such as {y.ravel()[:3].tolist()}.")
     return x, y.astype(np.int64)
 
 

@@ -31,10 +31,14 @@ import numpy as np
 
 from keras_resnet_lab._checks import boolean, int_at_least, number_in, one_of, positive_int
 from keras_resnet_lab.analysis._common import progress
-from keras_resnet_lab.analysis._training import check_pair, loss_and_accuracy, train_arm
+from keras_resnet_lab.analysis._training import (
+    check_training_data,
+    loss_and_accuracy,
+    train_arm,
+)
 from keras_resnet_lab.analysis._training import learning_rates as learning_rates_list
 from keras_resnet_lab.analysis.gates import IDLE_ERROR_INCREASE, GateResult, gate_statistics
-from keras_resnet_lab.analysis.results import Comparison, criterion
+from keras_resnet_lab.analysis.results import Comparison, criterion, fmt_number, verdict
 
 #: The depth whose highway net gets ``gate_bias`` itself (see :func:`gate_bias_at`).
 REFERENCE_DEPTH = 10
@@ -183,17 +187,9 @@ class HighwayDepthComparison(Comparison):
                      f"{len(g['late_layers'])} late layers are nearly idle (a gate lesion "
                      f"costs at most {100 * g['idle_error_increase']:g} point of test "
                      f"accuracy; {len(g['idle_layers'])} of {len(g['block_names'])} layers in "
-                     f"all), with mean gate T {g['early_mean_gate']:.3f} in the early and "
-                     f"{g['late_mean_gate']:.3f} in the late layers.")
-        failed = [c for c in self.criteria() if not c["held"]]
-        if not failed:
-            return text + (" The finding held here: every criterion was met (plain error "
-                           "grew with depth, highway error did not, and most late highway "
-                           "layers were nearly idle).")
-        reasons = "; ".join(
-            f"{c['name']} was {'missing' if c['value'] is None else format(c['value'], '.3g')}"
-            f", not {c['comparison']} {c['threshold']:g} ({c['meaning']})" for c in failed)
-        return text + f" The finding did not hold here because {reasons}."
+                     f"all), with mean gate T {fmt_number(g['early_mean_gate'])} in the early "
+                     f"and {fmt_number(g['late_mean_gate'])} in the late layers.")
+        return f"{text} {verdict(self.criteria())}"
 
     def draw(self, axes):
         ax1, ax2, ax3 = axes
@@ -261,14 +257,15 @@ def _gate_numbers(gates, late_from):
     """The gate result as a dict plus the late-layer numbers of the finding."""
     increase = gates.lesion_error_increase()
     first_late = int(len(increase) * late_from)
-    late = increase[first_late:]
-    late_idle = int(sum(v <= gates.idle_error_increase for v in late))
+    late_names = gates.block_names[first_late:]
+    idle = set(gates.idle_blocks())
+    late_idle = sum(name in idle for name in late_names)
     numbers_ = gates.to_dict()
     numbers_.update(
         intact_test_error=1 - gates.intact_accuracy, lesion_error_increase=increase,
         lesion_loss_increase=gates.lesion_loss_increase(), idle_layers=gates.idle_blocks(),
-        late_layers=gates.block_names[first_late:], late_idle_layers=late_idle,
-        late_idle_fraction=late_idle / len(late),
+        late_layers=late_names, late_idle_layers=late_idle,
+        late_idle_fraction=late_idle / len(late_names),
         early_mean_gate=float(np.mean(gates.mean_gate[:first_late])) if first_late else None,
         late_mean_gate=float(np.mean(gates.mean_gate[first_late:])))
     return numbers_
@@ -318,14 +315,10 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
 
     from keras_resnet_lab.models.mlp import highway_mlp
 
-    x_train, y_train = check_pair("train", train)
-    x_test, y_test = check_pair("test", test)
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise ValueError(f"`train` and `test` inputs must have the same shape per example, got "
-                         f"{x_train.shape[1:]} and {x_test.shape[1:]}.")
-    if min(y_train.min(), y_test.min()) < 0:
-        raise ValueError("`train` and `test` labels must be integers >= 0 (class indices).")
-    num_classes = max(2, int(max(y_train.max(), y_test.max())) + 1)
+    if not isinstance(train, (tuple, list)):
+        raise ValueError("`train` must be a pair (x, y) of arrays (inputs, integer labels), got "
+                         f"{type(train).__name__}.")
+    train, test, _, num_classes = check_training_data(train, test, batch_size)
     depths = _depths(depths)
     units = positive_int("units", units)
     gate_bias = number_in("gate_bias", gate_bias, -30.0, 30.0)
@@ -339,7 +332,6 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
     verbose = one_of("verbose", verbose, (0, 1, 2))
 
     biases = {d: gate_bias_at(d, gate_bias) for d in depths}
-    train, test = (x_train, y_train), (x_test, y_test)
     runs = [(kind, d, lr) for kind in ("plain", "highway") for d in depths for lr in rates]
     best = {}
     for kind, depth, lr in progress(runs, desc=f"highway depths x{len(runs)}",
@@ -347,13 +339,13 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
         name = f"{kind}{depth}"
         keras.utils.set_random_seed(seed)
         model = highway_mlp(depth - 1, units, gate_bias=biases[depth], plain=kind == "plain",
-                            input_shape=x_train.shape[1:], num_classes=num_classes, name=name)
+                            input_shape=train[0].shape[1:], num_classes=num_classes, name=name)
         history = train_arm(model, train, epochs, keras.optimizers.SGD(lr, momentum=momentum),
                             batch_size, verbose=verbose)
         loss, acc = loss_and_accuracy(model, train)
         key = loss if np.isfinite(loss) else np.inf
         if name not in best or key < best[name][0]:
-            best[name] = (key, lr, model, history["loss"], loss, _error(acc, len(x_train)))
+            best[name] = (key, lr, model, history["loss"], loss, _error(acc, len(train[0])))
 
     names = [f"{kind}{d}" for kind in ("plain", "highway") for d in depths]
     test_scores = {name: loss_and_accuracy(best[name][2], test) for name in names}
@@ -370,6 +362,6 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
         final_train_loss={n: best[n][4] for n in names},
         final_train_error={n: best[n][5] for n in names},
         final_test_loss={n: test_scores[n][0] for n in names},
-        final_test_error={n: _error(test_scores[n][1], len(x_test)) for n in names},
+        final_test_error={n: _error(test_scores[n][1], len(test[0])) for n in names},
         params={n: int(best[n][2].count_params()) for n in names},
         learning_rate={n: best[n][1] for n in names}, gates=gates)

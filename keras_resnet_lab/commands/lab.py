@@ -18,7 +18,7 @@ def register(subparsers):
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default 15, 8 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="small images, few epochs and samples (about 2 minutes)")
+                        help="small images, few epochs and samples (about 3 minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true",
                         help="start over in an --out that already holds results")

@@ -33,7 +33,7 @@ class LabConfig:
         out: output folder.
         dataset: ``"digits"`` (embedded, offline) or ``"cifar10"`` (prepared tfds data).
         depth: CIFAR ResNet depth (20, 32, 56 or 110) of both networks.
-        quick: small images, few epochs and samples (about 2 minutes on 2 CPU cores).
+        quick: small images, few epochs and samples (about 3 minutes on 2 CPU cores).
         epochs: training epochs (default 15, quick 8).
         data_dir: tensorflow-datasets folder for cifar10.
         seed: seed of everything random.
@@ -260,7 +260,8 @@ class Lab:
         self._save(hessian, "hessian")
         numbers["hessian"] = hessian.to_dict()
         for name in COMPARISON_STEPS:
-            self.say(f"  {name}: {COMPARISONS[name][2]}")
+            size = " (smaller networks and fewer epochs: --quick)" if self.config.quick else ""
+            self.say(f"  {name}: {COMPARISONS[name][2]}{size}")
             result = run_comparison(name, seed=self.config.seed, smoke=self.config.quick,
                                     progress_bar=False)
             self._save(result, name)

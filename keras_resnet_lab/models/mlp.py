@@ -90,7 +90,7 @@ INITS = ("looks_linear", "he_relu", "he_crelu")
 
 def plain_mlp(blocks=25, width=32, *, init="looks_linear", input_shape=(64,), num_classes=10,
               seed=0, name=None):
-    """A deep plain dense network (no shortcuts, no normalization, no hidden biases) with the
+    """A deep plain dense network (no shortcuts, no normalization, no biases in the blocks) with the
     looks-linear initialization of Balduzzi et al. (arXiv 1702.08591) or the usual one.
 
     ``flatten -> stem_dense -> stage1_block1 ... stage1_block{blocks} -> predictions``: each
