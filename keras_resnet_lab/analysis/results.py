@@ -6,6 +6,7 @@ Every file is written atomically (a temporary file in the same folder, then ``os
 figures are drawn with matplotlib's Agg canvas without touching the global pyplot backend.
 """
 
+import abc
 import dataclasses
 import json
 import math
@@ -128,7 +129,7 @@ def verdict(criteria):
             + "; ".join(parts) + ".")
 
 
-class Comparison(Result):
+class Comparison(Result, abc.ABC):
     """A :class:`Result` that trains networks to test a paper's finding.
 
     Subclasses implement ``criteria()`` (a list of :func:`criterion` dicts) and ``describe()``
@@ -140,11 +141,13 @@ class Comparison(Result):
     #: One sentence: the paper's finding as tested by ``criteria()``.
     finding = ""
 
+    @abc.abstractmethod
     def criteria(self):
-        raise NotImplementedError
+        """The finding's criteria on this result: a list of :func:`criterion` dicts."""
 
+    @abc.abstractmethod
     def describe(self):
-        raise NotImplementedError
+        """One paragraph of this result's numbers, ending with :func:`verdict`."""
 
     @property
     def finding_held(self):
