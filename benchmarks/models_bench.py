@@ -18,8 +18,11 @@ The ResNet-50 families compare three models:
   same parameters, but 4.09 GMACs against 3.86 (v1) and 3.48 (v2), so its throughput ratio is
   bounded by the FLOP ratio (reported as ``flop_ratio``);
 - ``same``: ``from_keras_applications(ref)``: our blocks arranged exactly as the reference
-  (same FLOPs, same weights; its outputs are checked equal). ``same/ref`` is the overhead of
-  our block design itself.
+  (same FLOPs, same weights; its outputs are checked equal). ``same/ref`` is the cost or gain
+  of our block design itself;
+- ``same_unfolded`` (inference only): ``same`` traced with ``BlockBase.fold_batch_norm`` off,
+  each batch norm run after its convolution as in the reference: what the inference-time fold
+  of the batch norms into the convolutions gains.
 
 The CIFAR ResNet-56 reference (``reference_cifar_resnet``, below) is the same network written
 as plain functional Keras layers (ZeroPadding2D + valid strided convolutions, option-A
@@ -176,12 +179,23 @@ def build_family(family, image_size, rng):
     return models, {"max_abs_diff": diff, "output_scale": scale}
 
 
-def inference_callable(model, x, jit_compile):
-    """A zero-argument callable running ``model(x, training=False)`` compiled, result fetched."""
+def inference_callable(model, x, jit_compile, fold=True):
+    """A zero-argument callable running ``model(x, training=False)`` compiled, result fetched.
+
+    ``fold=False`` traces it with our blocks' inference-time batch-norm folding off
+    (``BlockBase.fold_batch_norm``), to measure what the fold gains."""
     import tensorflow as tf
+
+    from keras_resnet_lab.layers.base import BlockBase
 
     fn = tf.function(lambda t: model(t, training=False), jit_compile=jit_compile)
     x = tf.constant(x)
+    if not fold:
+        BlockBase.fold_batch_norm = False
+        try:
+            fn.get_concrete_function(x)  # traced now, without the fold
+        finally:
+            BlockBase.fold_batch_norm = True
     return lambda: fn(x).numpy()
 
 
@@ -247,6 +261,9 @@ def run_family(family, args, rng):
     for batch in args.batch_sizes:
         x = rng.uniform(0, 1, (batch, image_size, image_size, 3)).astype("float32")
         cands = {label: inference_callable(m, x, args.jit_compile) for label, m in models.items()}
+        if "same" in models:  # the same network with the batch-norm fold off
+            cands["same_unfolded"] = inference_callable(models["same"], x, args.jit_compile,
+                                                        fold=False)
         cpu = {}
         times = _time(cands, rounds, warmup, min_round_s, f"{family} infer b{batch}", cpu)
         result["inference"][f"b{batch}"] = {
@@ -282,11 +299,11 @@ def ratios_of(family, result):
     of the medians is stored next to the raw timings as well.
     """
     out = {}
-    labels = [k for k in result["models"] if k != "ref"]
     tasks = [(f"infer {b}", r) for b, r in result["inference"].items()]
     tasks += [(f"train {b}", r) for b, r in result["training"].items()]
     for task, record in tasks:
         raw = record["raw_s"]
+        labels = [k for k in raw if k != "ref"]
         cpu = record.get("raw_cpu_s") or {}
         record["paired_ratio_median"], record["ratio_of_medians"] = {}, {}
         record["cpu_time_ratio"] = {}

@@ -316,3 +316,57 @@ def test_same_shaped_kernels_of_a_block_start_different_and_reproducibly():
     (d1, d2), (h2, g2) = kernels()
     np.testing.assert_array_equal(c1, d1)  # ...and the draws are reproducible under a seed
     np.testing.assert_array_equal(g, g2)
+
+
+def _randomize_batch_norms(layer, seed=0):
+    rng = np.random.default_rng(seed)
+    for sub in layer._flatten_layers(include_self=False, recursive=True):
+        if isinstance(sub, keras.layers.BatchNormalization):
+            n = sub.moving_mean.shape[0]
+            sub.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
+                             rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)])
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(filters=16, strides=2, shortcut="B"),                       # v1, projection shortcut
+    dict(filters=16, strides=2, bottleneck=True, preact=True, shortcut="B"),  # v2 bottleneck
+    dict(filters=8, form="dense"),                                   # dense form
+])
+def test_batch_norms_fold_into_the_convolutions_at_inference_only(kwargs, monkeypatch):
+    """At inference each conv + batch norm runs as one convolution with a scaled kernel and a
+    bias: the same function (to float32 rounding), and no batch-norm layer is called; training
+    and the fold switched off call the batch norms as before. A small feature map at batch 1,
+    where rescaling the kernel would move more numbers than the batch norm, is not folded."""
+    from keras_resnet_lab.layers.base import BlockBase
+
+    block_class = HighwayBlock if kwargs.get("form") == "dense" else ResidualBlock
+    block = block_class(**kwargs)
+    shape = (16, 8) if kwargs.get("form") == "dense" else (8, 16, 16, 8)
+    x = np.random.default_rng(1).normal(size=shape).astype("float32")
+    block(x)
+    _randomize_batch_norms(block)
+    calls = []
+    original = keras.layers.BatchNormalization.call
+
+    def counted(self, *args, **kw):
+        calls.append(self.name)
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(keras.layers.BatchNormalization, "call", counted)
+    folded = np.asarray(block(x, training=False))
+    after_conv = [n for n in calls if "preact" not in n]  # a v2 block's first BN has no conv
+    assert after_conv == []
+    monkeypatch.setattr(BlockBase, "fold_batch_norm", False)
+    calls.clear()
+    unfolded = np.asarray(block(x, training=False))
+    total, after_conv = len(calls), [n for n in calls if "preact" not in n]
+    assert len(after_conv) >= 1
+    np.testing.assert_allclose(folded, unfolded, rtol=1e-5, atol=1e-5 * np.abs(unfolded).max())
+    monkeypatch.setattr(BlockBase, "fold_batch_norm", True)
+    calls.clear()
+    block(x, training=True)  # batch statistics: the batch norms run as layers
+    assert len(calls) == total
+    calls.clear()
+    small = x[:1] if x.ndim == 2 else x[:1, :4, :4]  # few positions per kernel element
+    block(small, training=False)
+    assert [n for n in calls if "preact" not in n]

@@ -143,9 +143,14 @@ class BlockBase(keras.layers.Layer):
                                                dtype=self.dtype_policy,
                                                gamma_initializer=gamma_initializer)
 
-    @staticmethod
-    def _conv(layer, x):
+    @classmethod
+    def _conv(cls, layer, x):
         """Apply a conv with symmetric zero padding when strided (as in He et al. and torch)."""
+        return layer(cls._conv_input(layer, x))
+
+    @staticmethod
+    def _conv_input(layer, x):
+        """``x`` subsampled (strided 1x1 convolutions) and padded (strided k x k) for ``layer``."""
         step = getattr(layer, "subsample", 1)
         if step > 1:
             x = x[:, ::step, ::step, :]
@@ -153,10 +158,71 @@ class BlockBase(keras.layers.Layer):
             pad = (layer.kernel_size[0] - 1) // 2
             if pad:
                 x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        return layer(x)
+        return x
 
     def _norm(self, layer, x, training):
         return x if layer is None else layer(x, training=training)
+
+    #: Fold each convolution's batch normalization into it at inference (see
+    #: :meth:`_conv_norm`); False runs them as two layers (the same function, one rounding
+    #: apart). A class attribute: ``BlockBase.fold_batch_norm = False`` turns it off for every
+    #: block (benchmarks/models_bench.py measures both).
+    fold_batch_norm = True
+
+    def _conv_norm(self, conv, norm, x, training):
+        """``norm(conv(x))``, the batch norm folded into the convolution at inference.
+
+        At inference a batch norm is the per-channel affine map ``y * s + (beta - mean * s)``
+        with ``s = gamma / sqrt(moving_variance + epsilon)``, so ``norm(conv(x))`` equals one
+        convolution with the kernel scaled by ``s`` plus a bias: the batch norm's passes over
+        the activations are gone. The kernel is rescaled from the current weights at every
+        call (nothing is stored; training and saving are unchanged), which costs a pass over
+        the kernel: a convolution is folded only where that pass is smaller than the
+        activations it saves, kernel elements per output channel (``kh * kw * in_channels /
+        groups``) below the output positions (``batch * height * width``, batch 1 when
+        unknown). That holds for the large early feature maps at any batch and for most
+        layers at batch 32. Used when the layers are built, ``training`` is false, the block
+        computes in float32 (mixed precision keeps the separate float32 batch norm) and
+        ``fold_batch_norm`` is on.
+        """
+        x = self._conv_input(conv, x)
+        if not (norm is not None and not training and self.fold_batch_norm and conv.built
+                and norm.built and self.compute_dtype == "float32"
+                and norm.axis in (-1, len(x.shape) - 1) and self._fold_pays(conv, x)):
+            return self._norm(norm, conv(x), training)
+        scale = ops.rsqrt(norm.moving_variance + norm.epsilon)
+        if norm.scale:
+            scale = norm.gamma * scale
+        shift = -norm.moving_mean * scale
+        if norm.center:
+            shift = shift + norm.beta
+        if conv.use_bias:
+            shift = shift + conv.bias * scale
+        kernel = conv.kernel * scale  # the output channels are the kernel's last axis
+        if isinstance(conv, keras.layers.Dense):
+            return ops.add(ops.matmul(x, kernel), shift)
+        return ops.add(conv.convolution_op(x, kernel), shift)
+
+    @staticmethod
+    def _fold_pays(conv, x):
+        """Whether rescaling ``conv``'s kernel moves fewer numbers than the batch norm it
+        replaces (see :meth:`_conv_norm`); ``x`` is the convolution's (padded) input."""
+        batch = x.shape[0] or 1
+        if isinstance(conv, keras.layers.Dense):
+            return int(x.shape[-1]) < batch
+        positions = batch
+        for axis in (0, 1):
+            size = x.shape[1 + axis]
+            if size is None:
+                return False
+            stride = conv.strides[axis]
+            if conv.padding == "valid":
+                reach = conv.dilation_rate[axis] * (conv.kernel_size[axis] - 1) + 1
+                positions *= (size - reach) // stride + 1
+            else:
+                positions *= -(-size // stride)
+        per_channel = conv.kernel_size[0] * conv.kernel_size[1] * int(x.shape[-1]) // conv.groups
+        return per_channel < positions
 
     # -- shortcut --------------------------------------------------------------------------
     def _needs_projection(self, in_channels):
@@ -199,8 +265,7 @@ class BlockBase(keras.layers.Layer):
         """The shortcut path; ``pre`` is the pre-activated input (v2 projections read it)."""
         if self.projection is not None:
             source = pre if self.subsample is None else self.subsample(pre)
-            return self._norm(self.projection_norm, self._conv(self.projection, source),
-                              training)
+            return self._conv_norm(self.projection, self.projection_norm, source, training)
         if self.subsample is not None:
             x = self.subsample(x)
         extra = self.filters - int(x.shape[-1])

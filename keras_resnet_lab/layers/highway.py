@@ -88,7 +88,7 @@ class HighwayBlock(BlockBase):
         return self.merge(carry, self._scale(gate * (self._transform(x, training) - carry)))
 
     def _transform(self, x, training):
-        h = self._norm(self.transform_norm, self._conv(self.transform_conv, x), training)
+        h = self._conv_norm(self.transform_conv, self.transform_norm, x, training)
         return self.activation(h)
 
     def _gate(self, x):

@@ -144,9 +144,7 @@ class ResidualBlock(BlockBase):
         convs, norms, se = self.branch_layers(b)
         last = len(convs) - 1
         for i, conv in enumerate(convs):
-            h = self._conv(conv, h)
-            if i < len(norms):
-                h = norms[i](h, training=training)
+            h = self._conv_norm(conv, norms[i] if i < len(norms) else None, h, training)
             if i < last:
                 h = self.activation(h)
         return h if se is None else se(h)
