@@ -39,16 +39,6 @@ FULL = dict(form="conv", image_size=32, blocks=30, widths=(16,), scales=(1.0, 0.
             blowup_factor=10.0)
 
 
-def build(cfg, scale, input_shape):
-    """The unnormalized deep residual stack with branch scale ``scale`` (see
-    :func:`keras_resnet_lab.analysis.scaling.scaled_stack`)."""
-    from keras_resnet_lab.analysis.scaling import scaled_stack
-
-    return scaled_stack(scale, form=cfg["form"], blocks=cfg["blocks"],
-                        width=cfg.get("width", 32), widths=cfg.get("widths", (16,)),
-                        input_shape=input_shape, num_classes=10)
-
-
 def main(argv=None):
     started = time.time()
     args = _common.parse_args(__doc__.splitlines()[0], "scaling_szegedy", argv)

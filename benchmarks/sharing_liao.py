@@ -33,16 +33,6 @@ FULL = dict(image_size=32, width=32, steps=16, epochs=30, lr=0.1, momentum=0.9,
             blowup_factor=10.0)
 
 
-def build(cfg, variant, input_shape):
-    """The network of ``variant`` (see
-    :func:`keras_resnet_lab.analysis.sharing.sharing_network`)."""
-    from keras_resnet_lab.analysis.sharing import sharing_network
-
-    return sharing_network(variant, steps=cfg["steps"], width=cfg["width"],
-                           naive_gamma=cfg["naive_gamma"], unshared_gamma=cfg["unshared_gamma"],
-                           input_shape=input_shape, num_classes=10)
-
-
 def main(argv=None):
     started = time.time()
     args = _common.parse_args(__doc__.splitlines()[0], "sharing_liao", argv)

@@ -142,6 +142,27 @@ def train_arm(model, train, epochs, optimizer, batch_size=64, *, recorder=None, 
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def growth_and_stability(model, train, probe, epochs, optimizer, batch_size, *, chance_loss,
+                         blowup_factor, batch_statistics=False, verbose=0):
+    """``||h_i|| / ||h_0||`` of ``model`` on ``probe`` at initialization, then training with
+    every step's loss recorded (stopping at a non-finite one): the arm of the scaling and the
+    weight-sharing comparisons.
+
+    With ``batch_statistics`` the growth is measured in training mode, the whole probe as one
+    batch (what the first training steps see). Returns ``(NormGrowthResult,
+    TrainingStability)``, the stability judged against ``chance_loss`` and ``blowup_factor``.
+    """
+    from keras_resnet_lab.analysis.norms import LossRecorder, norm_growth
+
+    if batch_statistics:
+        growth = norm_growth(model, probe, training=True, batch_size=len(probe))
+    else:
+        growth = norm_growth(model, probe)
+    recorder = LossRecorder(stop_on_nonfinite=True)
+    train_arm(model, train, epochs, optimizer, batch_size, recorder=recorder, verbose=verbose)
+    return growth, recorder.stability(reference=chance_loss, blowup_factor=blowup_factor)
+
+
 def accuracy(model, data, training=False, batch_size=256):
     """Top-1 accuracy of ``model`` on ``data`` = ``(x, y)`` by eager forward passes (no traced
     test step); an example whose logits are not finite counts as wrong. ``training=True``

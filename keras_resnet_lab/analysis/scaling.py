@@ -19,7 +19,11 @@ import numpy as np
 
 from keras_resnet_lab._checks import int_at_least, number_in, one_of, positive_int
 from keras_resnet_lab.analysis._common import progress
-from keras_resnet_lab.analysis._training import accuracy, check_training_data, train_arm
+from keras_resnet_lab.analysis._training import (
+    accuracy,
+    check_training_data,
+    growth_and_stability,
+)
 from keras_resnet_lab.analysis.results import (
     Comparison,
     criterion,
@@ -249,8 +253,6 @@ def compare_residual_scales(train, test, *, scales=(1.0, 0.3, 0.1), form="dense"
     """
     import keras
 
-    from keras_resnet_lab.analysis.norms import LossRecorder, norm_growth
-
     scales = _scales(scales)
     form = one_of("form", form, FORMS)
     blocks = positive_int("blocks", blocks)
@@ -270,11 +272,9 @@ def compare_residual_scales(train, test, *, scales=(1.0, 0.3, 0.1), form="dense"
         keras.utils.set_random_seed(seed)
         model = scaled_stack(scale, form=form, blocks=blocks, width=width, widths=widths,
                              input_shape=probe.shape[1:], num_classes=num_classes)
-        growth = norm_growth(model, probe)
-        recorder = LossRecorder(stop_on_nonfinite=True)
-        train_arm(model, train, epochs, keras.optimizers.SGD(learning_rate, momentum=momentum),
-                  batch_size, recorder=recorder, verbose=verbose)
-        stability = recorder.stability(reference=chance_loss, blowup_factor=blowup_factor)
+        growth, stability = growth_and_stability(
+            model, train, probe, epochs, keras.optimizers.SGD(learning_rate, momentum=momentum),
+            batch_size, chance_loss=chance_loss, blowup_factor=blowup_factor, verbose=verbose)
         runs[f"{scale:g}"] = dict(
             init_ratio=growth.final_ratio, init_ratio_per_block=growth.ratio,
             diverged=stability.diverged, first_nonfinite_step=stability.first_nonfinite,

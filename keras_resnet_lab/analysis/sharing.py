@@ -26,7 +26,11 @@ import numpy as np
 
 from keras_resnet_lab._checks import int_at_least, number_in, one_of, positive_int
 from keras_resnet_lab.analysis._common import progress
-from keras_resnet_lab.analysis._training import accuracy, check_training_data, train_arm
+from keras_resnet_lab.analysis._training import (
+    accuracy,
+    check_training_data,
+    growth_and_stability,
+)
 from keras_resnet_lab.analysis.results import (
     Comparison,
     criterion,
@@ -225,8 +229,6 @@ def compare_weight_sharing(train, test, *, steps=6, width=16, epochs=5, learning
     """
     import keras
 
-    from keras_resnet_lab.analysis.norms import LossRecorder, norm_growth
-
     steps = positive_int("steps", steps)
     width = positive_int("width", width)
     epochs = positive_int("epochs", epochs)
@@ -249,14 +251,13 @@ def compare_weight_sharing(train, test, *, steps=6, width=16, epochs=5, learning
         model = sharing_network(variant, steps=steps, width=width, naive_gamma=naive_gamma,
                                 unshared_gamma=unshared_gamma, input_shape=probe.shape[1:],
                                 num_classes=num_classes)
-        # With batch statistics, the batch is the probe: one pass over all of it.
-        growth = norm_growth(model, probe, training=True, batch_size=len(probe))
-        recorder = LossRecorder(stop_on_nonfinite=True)
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate,
                                                           epochs * steps_per_epoch)
-        train_arm(model, train, epochs, keras.optimizers.SGD(schedule, momentum=momentum),
-                  batch_size, recorder=recorder, verbose=verbose)
-        stability = recorder.stability(reference=chance_loss, blowup_factor=blowup_factor)
+        # With batch statistics (what the first steps see), the whole probe as one batch.
+        growth, stability = growth_and_stability(
+            model, train, probe, epochs, keras.optimizers.SGD(schedule, momentum=momentum),
+            batch_size, chance_loss=chance_loss, blowup_factor=blowup_factor,
+            batch_statistics=True, verbose=verbose)
         runs[variant] = dict(
             init_ratio=growth.final_ratio, init_ratio_per_step=growth.ratio,
             trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
