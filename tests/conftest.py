@@ -1,11 +1,34 @@
 """Shared fixtures: small models, a small trained digits model (trained once per session)."""
 
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several test processes share the cores: one TensorFlow thread each, so that no thread
+    # pool spins waiting for a core another process holds (the tests' models are tiny; the
+    # processes the tests start inherit this).
+    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+#: Test files that take a minute or more, longest first: run before the rest so that the
+#: workers (``-n 3 --dist loadfile --no-loadscope-reorder``, pyproject.toml) finish together
+#: instead of one waiting on a late long file.
+LONG_FILES = ("test_lab.py", "test_reliability.py", "test_analysis.py", "test_vis.py",
+              "test_distributed.py", "test_cli.py", "test_estimation_filters.py",
+              "test_analysis_scripts.py", "test_properties.py", "test_precision.py",
+              "test_export.py", "test_options.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        name = item.path.name
+        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order inside each file is kept
 
 
 @pytest.fixture(scope="session")
@@ -17,17 +40,47 @@ def digits16():
 
 
 @pytest.fixture(scope="session")
-def trained_digits(digits16):
+def trained_digits(digits16, tmp_path_factory):
     """A small residual network (2 blocks a stage, 8/16/32 channels) and its plain twin,
     trained on 16x16 digits for a few epochs: (model, plain_model, (x_test, y_test)).
 
-    Takes about 20-30 s on 2 CPU cores; shared by the analysis, vis and export tests.
+    Takes about 20-30 s on 2 CPU cores; shared by the analysis and vis tests. Trained once
+    per test run: under ``-n N`` the first worker to need it trains and saves it, the others
+    load the saved files.
     """
+    import keras
+
+    import keras_resnet_lab  # noqa: F401  (registers the layers for loading)
+
+    _, (x_test, y_test) = digits16
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, common to its workers
+    paths = [shared / "trained_digits.keras", shared / "trained_digits_plain.keras"]
+    try:
+        claim = os.open(shared / "trained_digits.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:  # another worker trains (or trained) them: wait for its files
+        deadline = time.time() + 600
+        while not all(p.exists() for p in paths):
+            assert time.time() < deadline, "the worker training trained_digits did not finish"
+            time.sleep(0.5)
+        models = [keras.models.load_model(p) for p in paths]
+        return models[0], models[1], (x_test, y_test)
+    os.close(claim)
+    models = _train_digits(digits16)
+    for model, path in zip(models, paths):
+        partial = path.with_name(path.stem + ".partial.keras")
+        model.save(partial)
+        os.replace(partial, path)  # complete files only: the others wait for these names
+    return models[0], models[1], (x_test, y_test)
+
+
+def _train_digits(digits16):
     import keras
 
     from keras_resnet_lab.models import cifar_network
 
-    (x_train, y_train), (x_test, y_test) = digits16
+    (x_train, y_train), _ = digits16
     models = []
     for plain in (False, True):
         keras.utils.set_random_seed(0)
@@ -39,7 +92,7 @@ def trained_digits(digits16):
                       metrics=["accuracy"])
         model.fit(x_train, y_train, batch_size=64, epochs=6, verbose=0)
         models.append(model)
-    return models[0], models[1], (x_test, y_test)
+    return models
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from keras_resnet_lab import HighwayBlock, MultiResidualBlock, ResidualBlock
 from keras_resnet_lab.models import cifar_resnet, resnet, wide_resnet
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

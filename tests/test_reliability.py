@@ -16,7 +16,7 @@ import keras_resnet_lab  # noqa: F401  (registers the layers)
 from keras_resnet_lab.cli import main
 
 TRAIN = [sys.executable, "-m", "keras_resnet_lab.cli", "train", "--model", "resnet20",
-         "--dataset", "digits", "--image-size", "16", "--epochs", "4", "--recipe", "general",
+         "--dataset", "digits", "--image-size", "8", "--epochs", "4", "--recipe", "general",
          "--lr", "0.003", "--batch-size", "32", "--quiet"]
 
 
@@ -37,7 +37,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     while len(_epochs_done(out)) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert _epochs_done(out) == [1, 2], "training did not reach epoch 2 in time"
-    time.sleep(0.3)  # well inside epoch 3 (an epoch takes seconds)
+    time.sleep(0.2)  # inside epoch 3 (an epoch takes about a second)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (out / "model.keras").exists()
