@@ -7,7 +7,10 @@ first, median of rounds, "ABBA" order), with the same method for every model:
 - inference: ``tf.function(lambda x: model(x, training=False))`` on a fixed input, output
   fetched (``.numpy()``), at each ``--batch-sizes``;
 - training: ``model.train_on_batch(x, y)`` after ``model.compile(SGD(0.1, momentum 0.9),
-  sparse categorical cross-entropy on logits)``, at ``--train-batch``.
+  sparse categorical cross-entropy on logits)``, at ``--train-batch``. Next to the timings,
+  ``training_graph`` counts the operations of each model's training-step graph by type and
+  lists where ours differ from the reference's: identical counts mean the same work per step,
+  so any timing difference is noise.
 
 The ResNet-50 families compare three models:
 
@@ -209,6 +212,39 @@ def train_callable(model, x, y, jit_compile):
     return lambda: model.train_on_batch(x, y)
 
 
+def training_graph_ops(model, x, y):
+    """``{op type: count}`` of one training step's TensorFlow graph: the forward pass in
+    training mode, the cross-entropy and the gradients of every trainable weight.
+
+    Two models whose step graphs hold the same operations do the same work per step, so a
+    timing difference between them is the machine's noise, not their design.
+    """
+    import collections
+
+    import keras
+    import tensorflow as tf
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True))
+        return value, tape.gradient(value, model.trainable_variables)
+
+    graph = step.get_concrete_function(tf.TensorSpec(x.shape, x.dtype),
+                                       tf.TensorSpec(y.shape, y.dtype)).graph
+    return dict(sorted(collections.Counter(op.type for op in graph.get_operations()).items()))
+
+
+def graph_differences(census):
+    """``{label: {op type: count - reference count}}`` for the types whose counts differ."""
+    ref = census["ref"]
+    return {label: {op: ops.get(op, 0) - ref.get(op, 0) for op in sorted({*ref, *ops})
+                    if ops.get(op, 0) != ref.get(op, 0)}
+            for label, ops in census.items() if label != "ref"}
+
+
 def _time(candidates, rounds, warmup, min_round_s, progress, cpu_times=None):
     number = _bench.calibrate(next(iter(candidates.values())), min_round_s)
     return _bench.time_alternating(candidates, rounds=rounds, warmup=warmup, number=number,
@@ -276,6 +312,8 @@ def run_family(family, args, rng):
         batch = args.train_batch
         x = rng.uniform(0, 1, (batch, image_size, image_size, 3)).astype("float32")
         y = rng.integers(0, int(models["ref"].output.shape[-1]), batch)
+        census = {label: training_graph_ops(m, x, y) for label, m in models.items()}
+        result["training_graph"] = {"ops": census, "differences": graph_differences(census)}
         cands = {label: train_callable(m, x, y, args.jit_compile) for label, m in models.items()}
         cpu = {}
         times = _time(cands, rounds, warmup, min_round_s, f"{family} train b{batch}", cpu)
@@ -412,6 +450,9 @@ def _summary_line(family, result):
             ips = r["images_per_s"]
             parts.append(f"{task[:5]} {batch}: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in ips.items()) + " img/s")
+    for label, diff in result.get("training_graph", {}).get("differences", {}).items():
+        parts.append(f"train graph {label}-ref: " + (", ".join(
+            f"{n:+d} {op}" for op, n in diff.items()) or "the same operations"))
     return " | ".join(parts)
 
 
