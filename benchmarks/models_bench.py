@@ -30,7 +30,8 @@ The ResNet-50 families compare three models:
 The CIFAR ResNet-56 reference (``reference_cifar_resnet``, below) is the same network written
 as plain functional Keras layers (ZeroPadding2D + valid strided convolutions, option-A
 shortcut as 1x1 max-pool + channel zero-padding); our weights are copied into it and the
-outputs are checked equal before timing.
+outputs are checked equal before timing. A second instance of the reference, ``ref_copy``,
+is timed with them: its ratio to ``ref`` is the noise floor of the run (the same graph twice).
 
 ``--components`` (on in full mode) times the one design choice that costs extra work at the
 same FLOPs: the torch-style symmetric zero-padding of strided 3x3 convolutions (an explicit
@@ -160,7 +161,9 @@ def build_family(family, image_size, rng):
         _randomize_bn(ours, rng)
         reference = reference_cifar_resnet(56, input_shape=shape, num_classes=10)
         copy_cifar_weights(ours, reference)
-        models = {"ref": reference, "ours": ours}
+        control = reference_cifar_resnet(56, input_shape=shape, num_classes=10)
+        control.set_weights(reference.get_weights())
+        models = {"ref": reference, "ours": ours, "ref_copy": control}
     else:
         shape = (image_size, image_size, 3)
         preact = family == "resnet50_v2"
@@ -289,7 +292,7 @@ def run_family(family, args, rng):
         flops = _bench.count_flops(model)
         info[label] = {"name": model.name, "params": int(model.count_params()),
                        "gmacs": flops["macs"] / 1e9, "gflops": flops["flops"] / 1e9,
-                       "blocks": len(blocks(model)) if label != "ref" else None}
+                       "blocks": len(blocks(model)) if not label.startswith("ref") else None}
     result = {"image_size": image_size, "models": info, "equality_check": check,
               "inference": {}, "training": {}, "build_s": time.perf_counter() - start}
     rounds = args.rounds or (3 if args.quick else 7)
