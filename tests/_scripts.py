@@ -15,10 +15,16 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
-def run_script(name, out):
+def load_script(name):
+    """The module of ``benchmarks/NAME.py``, imported from its file."""
     spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name, out):
+    module = load_script(name)
     assert module.main(["--quick", "--quiet", "--out", str(out)]) == 0
     with open(out / "results.json") as f:
         return json.load(f)

@@ -1,23 +1,13 @@
 """The speed benchmarks' own measuring tools (their timings are read in benchmarks/, not here)."""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
-from _scripts import BENCHMARKS
-
-
-def _module(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def models_bench():
-    return _module("models_bench")
+    return load_script("models_bench")
 
 
 def test_our_cifar_resnet_trains_with_the_same_graph_as_the_plain_reference(models_bench):
