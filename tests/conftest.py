@@ -53,9 +53,10 @@ def trained_digits(digits16, tmp_path_factory):
     import keras_resnet_lab  # noqa: F401  (registers the layers for loading)
 
     _, (x_test, y_test) = digits16
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the run's folder, common to its workers
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: nothing to share
+        models = _train_digits(digits16)
+        return models[0], models[1], (x_test, y_test)
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, common to its workers
     paths = [shared / "trained_digits.keras", shared / "trained_digits_plain.keras"]
     try:
         claim = os.open(shared / "trained_digits.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
