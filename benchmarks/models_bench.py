@@ -51,6 +51,7 @@ Usage:
 """
 
 import argparse
+import contextlib
 import gc
 import os
 import statistics
@@ -185,6 +186,18 @@ def build_family(family, image_size, rng):
     return models, {"max_abs_diff": diff, "output_scale": scale}
 
 
+@contextlib.contextmanager
+def switched(cls, attribute, value):
+    """Set a class-wide switch (``BlockBase.fold_batch_norm``,
+    ``FusedBatchNormalization.fused``) for what is traced inside, restoring it after."""
+    before = getattr(cls, attribute)
+    setattr(cls, attribute, value)
+    try:
+        yield
+    finally:
+        setattr(cls, attribute, before)
+
+
 def inference_callable(model, x, jit_compile, fold=True):
     """A zero-argument callable running ``model(x, training=False)`` compiled, result fetched.
 
@@ -196,23 +209,36 @@ def inference_callable(model, x, jit_compile, fold=True):
 
     fn = tf.function(lambda t: model(t, training=False), jit_compile=jit_compile)
     x = tf.constant(x)
-    if not fold:
-        BlockBase.fold_batch_norm = False
-        try:
-            fn.get_concrete_function(x)  # traced now, without the fold
-        finally:
-            BlockBase.fold_batch_norm = True
+    with switched(BlockBase, "fold_batch_norm", fold):
+        fn.get_concrete_function(x)  # traced now
     return lambda: fn(x).numpy()
 
 
-def train_callable(model, x, y, jit_compile):
-    """A zero-argument callable running one compiled ``train_on_batch`` step."""
+def train_callable(model, x, y, jit_compile, fused=True):
+    """A zero-argument callable running one compiled ``train_on_batch`` step.
+
+    ``fused=False`` traces the step with our batch norms' fused training kernel off
+    (``FusedBatchNormalization.fused``): each runs Keras's separate operations, as the
+    references' do, to measure what the fused kernel gains."""
     import keras
+
+    from keras_resnet_lab.layers.batch_norm import FusedBatchNormalization
 
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=jit_compile)
+    with switched(FusedBatchNormalization, "fused", fused):
+        model.train_on_batch(x, y)  # traced now
     return lambda: model.train_on_batch(x, y)
+
+
+def unfused_twin(model):
+    """A copy of ``model`` (same weights) to time with the fused batch-norm kernel off."""
+    import keras
+
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def training_graph_ops(model, x, y):
@@ -315,9 +341,16 @@ def run_family(family, args, rng):
         batch = args.train_batch
         x = rng.uniform(0, 1, (batch, image_size, image_size, 3)).astype("float32")
         y = rng.integers(0, int(models["ref"].output.shape[-1]), batch)
+        from keras_resnet_lab.layers.batch_norm import FusedBatchNormalization
+
+        twin_label = "same" if "same" in models else "ours"
         census = {label: training_graph_ops(m, x, y) for label, m in models.items()}
+        with switched(FusedBatchNormalization, "fused", False):
+            census[f"{twin_label}_unfused"] = training_graph_ops(models[twin_label], x, y)
         result["training_graph"] = {"ops": census, "differences": graph_differences(census)}
         cands = {label: train_callable(m, x, y, args.jit_compile) for label, m in models.items()}
+        cands[f"{twin_label}_unfused"] = train_callable(unfused_twin(models[twin_label]), x, y,
+                                                        args.jit_compile, fused=False)
         cpu = {}
         times = _time(cands, rounds, warmup, min_round_s, f"{family} train b{batch}", cpu)
         result["training"][f"b{batch}"] = {

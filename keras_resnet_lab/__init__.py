@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from keras_resnet_lab.layers import (  # noqa: E402
     BlockBase,
+    FusedBatchNormalization,
     HighwayBlock,
     MultiResidualBlock,
     ResidualBlock,
@@ -35,8 +36,8 @@ from keras_resnet_lab.models import (  # noqa: E402
 )
 
 __all__ = [
-    "BlockBase", "BlockInfo", "HighwayBlock", "MultiResidualBlock", "ResidualBlock",
-    "SharedResidualStack", "SqueezeExcite", "__version__", "blocks", "build_model",
+    "BlockBase", "BlockInfo", "FusedBatchNormalization", "HighwayBlock", "MultiResidualBlock",
+    "ResidualBlock", "SharedResidualStack", "SqueezeExcite", "__version__", "blocks", "build_model",
     "cifar_network", "cifar_resnet", "find_block", "highway_mlp", "highway_net",
     "multi_residual_net", "residual_mlp", "resnet", "resnext", "stages", "wide_resnet",
 ]

@@ -10,9 +10,13 @@ def models_bench():
     return load_script("models_bench")
 
 
-def test_our_cifar_resnet_trains_with_the_same_graph_as_the_plain_reference(models_bench):
+def test_our_cifar_resnet_trains_the_reference_graph_with_fused_batch_norms(models_bench):
+    """Our CIFAR ResNet-14 trains with the plain reference's graph, op for op, except that each
+    batch norm is one fused kernel (forward and gradient); with the kernel off the graphs are
+    identical."""
     import keras
 
+    from keras_resnet_lab.layers import FusedBatchNormalization
     from keras_resnet_lab.models import cifar_resnet
 
     keras.utils.set_random_seed(0)
@@ -24,9 +28,17 @@ def test_our_cifar_resnet_trains_with_the_same_graph_as_the_plain_reference(mode
     y = np.arange(4, dtype="int32")
     census = {"ref": models_bench.training_graph_ops(reference, x, y),
               "ours": models_bench.training_graph_ops(ours, x, y)}
-    assert census["ours"]["Conv2DBackpropFilter"] == 13  # stem + 2 per block, 6 blocks
-    assert census["ours"]["Conv2DBackpropInput"] == 13
-    assert models_bench.graph_differences(census) == {"ours": {}}  # op for op the same work
+    with models_bench.switched(FusedBatchNormalization, "fused", False):
+        census["ours_unfused"] = models_bench.training_graph_ops(ours, x, y)
+    assert FusedBatchNormalization.fused  # restored
+    differences = models_bench.graph_differences(census)
+    assert differences["ours_unfused"] == {}  # op for op the same work
+    norms = 13  # stem + 2 per block, 6 blocks: one per convolution
+    for op in ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"):
+        assert census["ours"][op] == census["ref"][op] == 13
+    assert differences["ours"]["FusedBatchNormV3"] == norms
+    assert differences["ours"]["FusedBatchNormGradV3"] == norms
+    assert differences["ours"]["SquaredDifference"] == -norms  # Keras's separate variance
 
 
 def test_graph_differences_lists_only_the_types_that_differ(models_bench):

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from keras_resnet_lab._checks import number_in, one_of, positive_int
+from keras_resnet_lab.layers.batch_norm import FusedBatchNormalization
 from keras_resnet_lab.layers.drop_path import drop_path
 
 SHORTCUTS = ("A", "B", "C")
@@ -138,10 +139,9 @@ class BlockBase(keras.layers.Layer):
         """A batch normalization of this block, or None when ``normalization='none'``."""
         if self.normalization == "none":
             return None
-        return keras.layers.BatchNormalization(momentum=self.bn_momentum,
-                                               epsilon=self.bn_epsilon, name=name,
-                                               dtype=self.dtype_policy,
-                                               gamma_initializer=gamma_initializer)
+        return FusedBatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                                       name=name, dtype=self.dtype_policy,
+                                       gamma_initializer=gamma_initializer)
 
     @classmethod
     def _conv(cls, layer, x):

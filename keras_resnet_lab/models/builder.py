@@ -10,6 +10,7 @@ import dataclasses
 import keras
 
 from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab.layers.batch_norm import FusedBatchNormalization
 from keras_resnet_lab.layers.drop_path import linear_drop_path_rates
 from keras_resnet_lab.models.chain import block_name
 
@@ -78,8 +79,8 @@ def build_network(stem, stages, block_class, block_kwargs, *, input_shape, name,
             x = block_class(**kwargs)(x)
             index += 1
     if post_norm:
-        x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                            name="post_bn")(x)
+        x = FusedBatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
+                                        name="post_bn")(x)
         x = keras.layers.Activation("relu", name="post_relu")(x)
     x = head(x, include_top, num_classes, pooling, classifier_activation)
     return keras.Model(inputs, x, name=name)
@@ -122,8 +123,8 @@ def conv_stem(filters, kernel_size=3, strides=1, norm=True, max_pool=False, use_
                                     padding="same" if stride == 1 else "valid",
                                     kernel_initializer="he_normal", name=f"stem_conv{suffix}")(x)
             if norm or i < len(widths) - 1:
-                x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                                    name=f"stem_bn{suffix}")(x)
+                x = FusedBatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
+                                                name=f"stem_bn{suffix}")(x)
                 x = keras.layers.Activation("relu", name=f"stem_relu{suffix}")(x)
         if max_pool:
             x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
