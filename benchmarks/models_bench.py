@@ -25,13 +25,18 @@ The ResNet-50 families compare three models:
   of our block design itself;
 - ``same_unfolded`` (inference only): ``same`` traced with ``BlockBase.fold_batch_norm`` off,
   each batch norm run after its convolution as in the reference: what the inference-time fold
-  of the batch norms into the convolutions gains.
+  of the batch norms into the convolutions gains;
+- ``same_unfused`` (training only): a copy of ``same`` whose training step is traced with
+  ``FusedBatchNormalization.fused`` off, each batch norm computed by Keras's separate
+  operations as in the reference: what the fused batch-norm kernel gains.
 
 The CIFAR ResNet-56 reference (``reference_cifar_resnet``, below) is the same network written
 as plain functional Keras layers (ZeroPadding2D + valid strided convolutions, option-A
 shortcut as 1x1 max-pool + channel zero-padding); our weights are copied into it and the
 outputs are checked equal before timing. A second instance of the reference, ``ref_copy``,
 is timed with them: its ratio to ``ref`` is the noise floor of the run (the same graph twice).
+``ours_unfused`` is our model's copy with the fused batch-norm kernel off, as above; its
+training graph is op for op the reference's.
 
 ``--components`` (on in full mode) times the one design choice that costs extra work at the
 same FLOPs: the torch-style symmetric zero-padding of strided 3x3 convolutions (an explicit

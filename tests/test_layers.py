@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_resnet_lab import HighwayBlock, MultiResidualBlock, ResidualBlock, SqueezeExcite
+from keras_resnet_lab import (
+    FusedBatchNormalization,
+    HighwayBlock,
+    MultiResidualBlock,
+    ResidualBlock,
+    SqueezeExcite,
+)
 
 
 def _x(shape, seed=0, nonneg=False):
@@ -346,13 +352,13 @@ def test_batch_norms_fold_into_the_convolutions_at_inference_only(kwargs, monkey
     block(x)
     _randomize_batch_norms(block)
     calls = []
-    original = keras.layers.BatchNormalization.call
+    original = FusedBatchNormalization.call  # the blocks' batch norm layer
 
     def counted(self, *args, **kw):
         calls.append(self.name)
         return original(self, *args, **kw)
 
-    monkeypatch.setattr(keras.layers.BatchNormalization, "call", counted)
+    monkeypatch.setattr(FusedBatchNormalization, "call", counted)
     folded = np.asarray(block(x, training=False))
     after_conv = [n for n in calls if "preact" not in n]  # a v2 block's first BN has no conv
     assert after_conv == []
