@@ -79,8 +79,7 @@ def build_network(stem, stages, block_class, block_kwargs, *, input_shape, name,
             x = block_class(**kwargs)(x)
             index += 1
     if post_norm:
-        x = FusedBatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                        name="post_bn")(x)
+        x = FusedBatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name="post_bn")(x)
         x = keras.layers.Activation("relu", name="post_relu")(x)
     x = head(x, include_top, num_classes, pooling, classifier_activation)
     return keras.Model(inputs, x, name=name)
@@ -124,7 +123,7 @@ def conv_stem(filters, kernel_size=3, strides=1, norm=True, max_pool=False, use_
                                     kernel_initializer="he_normal", name=f"stem_conv{suffix}")(x)
             if norm or i < len(widths) - 1:
                 x = FusedBatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                                name=f"stem_bn{suffix}")(x)
+                                            name=f"stem_bn{suffix}")(x)
                 x = keras.layers.Activation("relu", name=f"stem_relu{suffix}")(x)
         if max_pool:
             x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
