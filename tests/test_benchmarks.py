@@ -33,12 +33,12 @@ def test_our_cifar_resnet_trains_the_reference_graph_with_fused_batch_norms(mode
     assert FusedBatchNormalization.fused  # restored
     differences = models_bench.graph_differences(census)
     assert differences["ours_unfused"] == {}  # op for op the same work
-    norms = 13  # stem + 2 per block, 6 blocks: one per convolution
+    convs = 13  # stem + 2 per block, 6 blocks; a batch norm after each
     for op in ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"):
-        assert census["ours"][op] == census["ref"][op] == 13
-    assert differences["ours"]["FusedBatchNormV3"] == norms
-    assert differences["ours"]["FusedBatchNormGradV3"] == norms
-    assert differences["ours"]["SquaredDifference"] == -norms  # Keras's separate variance
+        assert census["ours"][op] == census["ref"][op] == convs
+    assert differences["ours"]["FusedBatchNormV3"] == convs
+    assert differences["ours"]["FusedBatchNormGradV3"] == convs
+    assert differences["ours"]["SquaredDifference"] == -convs  # Keras's separate variance
 
 
 def test_graph_differences_lists_only_the_types_that_differ(models_bench):
