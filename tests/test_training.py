@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_resnet_lab.outdir import LOCK_NAME, MARKER_NAME
 from keras_resnet_lab.training import (
     AtomicModelCheckpoint,
     CoupledWeightDecaySGD,
@@ -501,7 +502,7 @@ def test_fit_trains_and_writes_results(tmp_path):
     assert result.initial_epoch == 0 and result.epochs_run == 4 and result.terminated is None
     assert int(result.model.optimizer.iterations) == 32
 
-    assert sorted(os.listdir(out)) == ["curves.png", "history.json", "model.keras"]
+    assert sorted(os.listdir(out)) == [MARKER_NAME, "curves.png", "history.json", "model.keras"]
     records = load_history(result.history_path)
     assert len(records) == 4 and [r["epoch"] for r in records] == [1, 2, 3, 4]
     assert set(records[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time_s"}
@@ -593,7 +594,8 @@ def test_fit_resumes_a_killed_process(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 3, proc.stderr[-2000:]
-    assert sorted(os.listdir(out)) == ["backup", "history.json"]
+    # the killed process's lock file stays behind, free: the resumed run takes it over
+    assert sorted(os.listdir(out)) == [MARKER_NAME, LOCK_NAME, "backup", "history.json"]
 
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, size=128).astype("int32")
@@ -610,7 +612,7 @@ def test_fit_resumes_a_killed_process(tmp_path):
     assert [r["epoch"] for r in load_history(result.history_path)] == [1, 2, 3]
     assert int(result.model.optimizer.iterations) == 12
     assert isinstance(result.model.optimizer, CoupledWeightDecaySGD)
-    assert sorted(os.listdir(out)) == ["curves.png", "history.json", "model.keras"]
+    assert sorted(os.listdir(out)) == [MARKER_NAME, "curves.png", "history.json", "model.keras"]
 
 
 def test_fit_stops_on_nan_with_epoch_and_step(tmp_path, capsys):

@@ -13,22 +13,25 @@ import os
 import shutil
 import uuid
 
+from keras_resnet_lab import outdir
 from keras_resnet_lab.atomic import atomic_path
+from keras_resnet_lab.outdir import ensure_free_space, folder_lock, remove_stale
 
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def check_target(path, overwrite):
-    """Return ``path`` as an absolute path; refuse an existing one unless ``overwrite``.
+#: Refuse what an export must not replace (see :func:`keras_resnet_lab.outdir.check_target`).
+check_target = outdir.check_target
 
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-    """
-    path = os.path.abspath(os.fspath(path))
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"export target {path} already exists; pass overwrite=True "
-                              "(CLI: --force) to replace it.")
-    return path
+
+def check_room(model, targets):
+    """Refuse, before anything is written, an export the disk cannot hold (about the model's
+    weights once per artifact, plus the graph)."""
+    import numpy as np
+
+    weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    ensure_free_space(os.path.dirname(targets[0]), len(targets) * (weights + (4 << 20)),
+                      "the export")
 
 
 def _path_error(path, error):
@@ -37,6 +40,9 @@ def _path_error(path, error):
     if error.errno in _DENIED:
         return PermissionError(f"cannot write the export to {path}: {reason} "
                                f"({error.filename or os.path.dirname(path)}).")
+    if error.errno == errno.ENOSPC:
+        return OSError(errno.ENOSPC, f"cannot write the export to {path}: {reason} "
+                       f"({error.filename or os.path.dirname(path)}).")
     return ValueError(f"`path` {path!r} cannot be written: {reason} "
                       f"({error.filename or os.path.dirname(path)}).")
 
@@ -59,12 +65,18 @@ def staging_dir(target):
     """Yield a fresh empty folder next to ``target``; remove it (and any parents this call
     created) unless :func:`commit` moved it away.
 
+    While the body runs, ``target``'s lock (``.<name>.lock`` next to it) is held, so a second
+    export to the same target is refused at once; what a killed export to it left
+    (``.<name>-*.tmp`` staging folders, a ``.<name>-*.old`` earlier artifact) is cleaned up
+    first (:func:`keras_resnet_lab.outdir.remove_stale`).
+
     Args:
         target: the absolute final path of the artifact folder.
 
     Raises:
         PermissionError: the folder of ``target`` is not writable.
         ValueError: ``target`` cannot be created (e.g. a path component is a file).
+        FolderInUseError: another process is exporting to ``target``.
 
     Example:
         >>> with staging_dir("/tmp/out/model") as tmp:  # doctest: +SKIP
@@ -76,17 +88,24 @@ def staging_dir(target):
         created = _make_parents(parent)
     except OSError as error:
         raise _path_error(target, error) from error
-    tmp = os.path.join(parent, f".{name}-{uuid.uuid4().hex[:8]}.tmp")
     try:
-        os.mkdir(tmp)
-    except OSError as error:
-        _remove_empty(created)
-        raise _path_error(target, error) from error
-    try:
-        yield tmp
+        with folder_lock(parent, f".{name}.lock", what=f"export target {target}:"):
+            remove_stale(parent, names={name})
+            tmp = os.path.join(parent, f".{name}-{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                os.mkdir(tmp)
+            except OSError as error:
+                raise _path_error(target, error) from error
+            try:
+                yield tmp
+            except OSError as error:
+                if isinstance(error, (PermissionError, FileExistsError, FileNotFoundError)):
+                    raise
+                raise _path_error(target, error) from error
+            finally:
+                if os.path.lexists(tmp):
+                    shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        if os.path.lexists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
         if not os.path.lexists(target):
             _remove_empty(created)
 
@@ -100,18 +119,18 @@ def _remove_empty(folders):
 def commit(tmp, target, overwrite):
     """Rename the staged folder ``tmp`` onto ``target`` atomically.
 
-    With ``overwrite`` an existing target is moved aside, the new one renamed in, and the old
-    one deleted; if the rename fails the old one is put back.
+    With ``overwrite`` an existing target (an artifact of ours, checked again here) is moved
+    aside, the new one renamed in, and the old one deleted; if the rename fails the old one is
+    put back, and if the process dies in between, the next export to ``target`` puts it back.
 
     Raises:
-        FileExistsError: ``target`` appeared meanwhile and ``overwrite`` is False.
+        FileExistsError: ``target`` appeared meanwhile and ``overwrite`` is False, or it is
+            not an artifact of ours.
     """
     if not os.path.lexists(target):
         os.rename(tmp, target)
         return
-    if not overwrite:
-        raise FileExistsError(f"export target {target} already exists; pass overwrite=True "
-                              "(CLI: --force) to replace it.")
+    check_target(target, overwrite)
     parent, name = os.path.split(target)
     old = os.path.join(parent, f".{name}-{uuid.uuid4().hex[:8]}.old")
     os.rename(target, old)
@@ -120,10 +139,9 @@ def commit(tmp, target, overwrite):
     except OSError:
         os.rename(old, target)
         raise
-    if os.path.isdir(old) and not os.path.islink(old):
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.remove(old)
+    # Interrupted, this leaves a partial ``.old`` beside the new target: removed at the next
+    # export to it (remove_stale), never put back since the target exists.
+    shutil.rmtree(old, ignore_errors=True)
 
 
 #: Yield a temporary file path next to ``path``; on success it replaces ``path`` atomically.

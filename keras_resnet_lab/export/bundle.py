@@ -8,6 +8,7 @@ from keras_resnet_lab.export import _atomic
 from keras_resnet_lab.export.onnx import DEFAULT_OPSET, stage_onnx
 from keras_resnet_lab.export.parity import DEFAULT_BATCH, DEFAULT_TOLERANCE
 from keras_resnet_lab.export.savedmodel import stage_savedmodel
+from keras_resnet_lab.outdir import folder_lock
 
 FORMATS = ("savedmodel", "onnx")
 
@@ -46,11 +47,15 @@ def export_model(model, out_dir, formats=FORMATS, *, intermediate=True, opset=DE
         raise ValueError(f"`formats` must name at least one of {', '.join(FORMATS)}.")
     targets = {f: _atomic.check_target(os.path.join(os.fspath(out_dir), f), overwrite)
                for f in formats}
+    _atomic.check_room(model, list(targets.values()))
     common = dict(tolerance=tolerance, sample=sample, batch_size=batch_size,
                   preprocessing=preprocessing)
     manifests = {}
     with contextlib.ExitStack() as stack:
         staged = {f: stack.enter_context(_atomic.staging_dir(targets[f])) for f in formats}
+        # The folder itself is locked too: a second export into it (of any format) is
+        # refused at once.
+        stack.enter_context(folder_lock(os.path.dirname(targets[formats[0]]), what="--out"))
         for f in formats:
             if f == "savedmodel":
                 manifests[f] = stage_savedmodel(model, staged[f], targets[f], **common)

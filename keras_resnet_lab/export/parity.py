@@ -118,6 +118,10 @@ def parity_batch(input_shape, dtype="float32", sample=None, batch_size=DEFAULT_B
             raise ValueError(f"`sample` must have shape (batch,) + {inner}, got {x.shape}.")
         if x.shape[0] < 1:
             raise ValueError("`sample` must hold at least one example.")
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            kind = "NaN" if np.isnan(x).any() else "infinite values"
+            raise ValueError(f"`sample` holds {kind}: parity cannot be measured on it; give "
+                             "finite inputs.")
         return x, "given sample"
     if any(d is None for d in inner):
         raise ValueError(f"the model's input shape {tuple(input_shape)} has dynamic axes "

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_resnet_lab.atomic import atomic_write_json, save_model_atomic
+from keras_resnet_lab.outdir import ensure_free_space, remove_folder_atomically
 
 __all__ = [
     "HISTORY_FORMAT",
@@ -30,6 +31,8 @@ __all__ = [
     "AtomicModelCheckpoint",
     "JsonHistory",
     "TerminateOnNonFinite",
+    "backup_epoch",
+    "check_backup",
     "history_columns",
     "load_history",
 ]
@@ -326,6 +329,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for leftover in (old, self._final_dir + ".new"):
             if os.path.isdir(leftover):
                 _rmtree(leftover)
+        if os.path.isdir(self._final_dir):
+            check_backup(self._final_dir, (self.params or {}).get("epochs"))
         try:
             super().on_train_begin(logs)
         except Exception as error:  # noqa: BLE001  (any failure to read it is the backup's)
@@ -345,23 +350,96 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
-        if not self._diverged:
-            super().on_train_end(logs)
+        # Keras deletes the backup with rmtree, which a kill can leave half-deleted (then
+        # refused as damaged); renamed away first, it is either whole or gone.
+        if not self._diverged and self.delete_checkpoint:
+            remove_folder_atomically(self._final_dir)
 
     def _save_model(self):
         new, old = self._final_dir + ".new", self._final_dir + ".old"
         if os.path.isdir(new):
             _rmtree(new)
-        os.makedirs(new)
-        self.model.save_weights(os.path.join(new, os.path.basename(self._weights_path)))
-        with open(os.path.join(new, os.path.basename(self._training_metadata_path)), "w",
-                  encoding="utf-8") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        weights = os.path.join(self._final_dir, os.path.basename(self._weights_path))
+        needed = (os.path.getsize(weights) if os.path.isfile(weights)
+                  else variables_bytes(self.model))
+        ensure_free_space(os.path.dirname(os.path.abspath(self._final_dir)), needed,
+                          "the training backup (the last good backup is kept)")
+        try:
+            os.makedirs(new)
+            self.model.save_weights(os.path.join(new, os.path.basename(self._weights_path)))
+            with open(os.path.join(new, os.path.basename(self._training_metadata_path)), "w",
+                      encoding="utf-8") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        except OSError as error:
+            _rmtree(new)
+            raise OSError(error.errno, f"cannot write the training backup into {new}: "
+                          f"{error.strerror or error}; the last good backup is kept in "
+                          f"{self._final_dir}") from error
         if os.path.isdir(self._final_dir):
             os.replace(self._final_dir, old)
         os.replace(new, self._final_dir)
         if os.path.isdir(old):
             _rmtree(old)
+
+
+def variables_bytes(model):
+    """Bytes of ``model``'s variables and its optimizer's: about the size of a backup."""
+    variables = list(model.weights)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(getattr(optimizer, "variables", []))
+    total = 0
+    for v in variables:
+        total += int(np.prod(v.shape)) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
+    return total
+
+
+BACKUP_WEIGHTS = "latest.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
+
+
+def backup_epoch(backup_dir):
+    """Epochs finished by the run whose backup is ``backup_dir`` (read from its metadata)."""
+    with open(os.path.join(backup_dir, BACKUP_METADATA), encoding="utf-8") as f:
+        return int(json.load(f)["epoch"])
+
+
+def check_backup(backup_dir, epochs=None):
+    """Refuse a damaged training backup with one line naming the folder and what is wrong.
+
+    A backup is whole when its weights file is there and not empty, and its metadata names a
+    number of finished epochs between 1 and the run's ``epochs``.
+
+    Raises:
+        ValueError: the backup is damaged.
+
+    Example:
+        >>> check_backup("runs/a/backup", epochs=10)  # doctest: +SKIP
+    """
+    def refuse(what):
+        raise ValueError(f"cannot resume from the training backup in {backup_dir}: {what}. "
+                         "Delete that folder to start over (or train with --force / "
+                         "fit(resume=False))")
+
+    weights = os.path.join(backup_dir, BACKUP_WEIGHTS)
+    metadata = os.path.join(backup_dir, BACKUP_METADATA)
+    if not os.path.isfile(weights):
+        refuse(f"its weights file {BACKUP_WEIGHTS} is missing")
+    if os.path.getsize(weights) == 0:
+        refuse(f"its weights file {BACKUP_WEIGHTS} is empty")
+    if not os.path.isfile(metadata):
+        refuse(f"its metadata {BACKUP_METADATA} (the epoch it was written at) is missing")
+    try:
+        with open(metadata, encoding="utf-8") as f:
+            epoch = json.load(f)["epoch"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        refuse(f"its metadata {BACKUP_METADATA} is unreadable or corrupt "
+               f"({type(error).__name__})")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        refuse(f"its metadata claims epoch {epoch!r}, not a number of finished epochs >= 1")
+    if epochs is not None and epoch > epochs:
+        refuse(f"its metadata claims {epoch} finished epochs, more than the run's {epochs}")
+    return epoch
 
 
 def _rmtree(path):

@@ -5,13 +5,20 @@ What lands in ``out_dir``::
     model.keras    the final model (with optimizer state), written atomically
     history.json   every epoch so far (``JsonHistory`` format), rewritten after each epoch
     curves.png     loss and accuracy per epoch, train and validation
-    backup/        ``keras.callbacks.BackupAndRestore`` state while training runs; deleted
-                   when training ends normally
+    backup/        ``keras.callbacks.BackupAndRestore`` state while training runs; removed
+                   last, once model.keras and curves.png are in place (with
+                   ``keep_backup=True``, once the caller's own results are:
+                   ``result.discard_backup()``)
 
 Kill a run and start it again with the same ``out_dir`` (``resume=True``): it restores weights,
 optimizer state (so the schedule continues at the right step) and the epoch counter from
-``backup/`` and goes on from the last finished epoch. A run that ended normally has no backup:
-calling ``fit`` again trains from scratch.
+``backup/`` and goes on from the last finished epoch; a run killed after its last epoch but
+before its backup was removed trains no further and writes its results. At every instant
+the run has its backup or its finished model on disk. A damaged backup (weights or metadata
+missing, an epoch beyond ``epochs``, a history without its epochs) is refused with one error
+naming the folder. A run that ended normally has no backup: calling ``fit`` again trains from
+scratch. ``out_dir`` is locked while ``fit`` writes it (a second run on it is refused), must be
+new, empty or a folder of this project's, and temporaries a killed run left are removed.
 """
 
 from __future__ import annotations
@@ -20,16 +27,22 @@ import dataclasses
 import math
 import numbers
 import os
-import shutil
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet_lab._checks import positive_int
+from keras_resnet_lab._checks import boolean, positive_int
 from keras_resnet_lab.atomic import save_model_atomic
+from keras_resnet_lab.outdir import check_path, owned_folder, remove_folder_atomically
 
-from .callbacks import AtomicBackupAndRestore, JsonHistory, TerminateOnNonFinite
+from .callbacks import (
+    AtomicBackupAndRestore,
+    JsonHistory,
+    TerminateOnNonFinite,
+    check_backup,
+    load_history,
+)
 from .plots import plot_history
 from .precision import mixed_precision_model, resolve_policy
 from .recipes import Recipe, compile_model
@@ -50,6 +63,8 @@ class TrainResult:
         model_path: ``out_dir/model.keras``.
         history_path: ``out_dir/history.json``.
         curves_path: ``out_dir/curves.png``.
+        backup_path: ``out_dir/backup``: the training backup, kept after training only with
+            ``keep_backup=True`` or when the loss diverged (:meth:`discard_backup`).
         initial_epoch: 0-based epoch this call started at (> 0 when it resumed a backup).
         epochs_run: epochs trained by this call.
         terminated: ``TerminateOnNonFinite``'s message when the loss diverged, else ``None``.
@@ -69,6 +84,7 @@ class TrainResult:
     model_path: str
     history_path: str
     curves_path: str
+    backup_path: str = ""
     initial_epoch: int = 0
     epochs_run: int = 0
     terminated: str | None = None
@@ -80,6 +96,11 @@ class TrainResult:
     def paths(self):
         """``{"model", "history", "curves"}`` -> path."""
         return {"model": self.model_path, "history": self.history_path, "curves": self.curves_path}
+
+    def discard_backup(self):
+        """Remove the training backup (whole or not at all), once everything the run writes is
+        in place; the run is then finished."""
+        remove_folder_atomically(self.backup_path)
 
     def to_dict(self):
         """JSON-serializable summary (everything but the model)."""
@@ -169,6 +190,51 @@ def _ensure_built(model, ds):
     model(x)
 
 
+def _kept(backup_dir):
+    """What a diverged run leaves to resume from, for its message."""
+    if os.path.isdir(backup_dir):
+        return (f"the last good epoch is kept in {backup_dir}; a run with the same out_dir "
+                "resumes from it")
+    return ("no epoch ended with a finite loss, so there is no backup to resume from (try a "
+            "lower learning rate)")
+
+
+def _check_resumable(backup_dir, history_path, epochs):
+    """Refuse to resume from a damaged backup, or one whose history lacks its epochs."""
+    done = check_backup(backup_dir, epochs)
+    recorded = []
+    if os.path.exists(history_path):
+        try:
+            recorded = {r.get("epoch") for r in load_history(history_path)}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot resume the run in {os.path.dirname(backup_dir)}: its "
+                             f"history.json is unreadable ({error})") from error
+    missing = [e for e in range(1, done + 1) if e not in recorded]
+    if missing:
+        raise ValueError(f"cannot resume from the training backup in {backup_dir}: it has "
+                         f"finished {done} epochs but history.json lacks epoch(s) "
+                         f"{', '.join(map(str, missing[:5]))}. Delete that folder to start "
+                         "over (or train with --force / fit(resume=False))")
+
+
+def _check_labels(name, data, model, loss):
+    """Integer class labels in ``[0, classes)`` for array data and the default loss."""
+    if loss is not None or data is None or isinstance(data, tf.data.Dataset):
+        return
+    y = np.asarray(data[1])
+    classes = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+    if y.ndim != 1 or classes is None or not np.issubdtype(y.dtype, np.number):
+        return
+    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        bad = float(y[~np.isfinite(y) | (y != np.round(y))][0])
+        raise ValueError(f"{name} labels must be whole class numbers, got non-integer values "
+                         f"such as {bad:g}")
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise ValueError(f"{name} labels must lie in [0, {classes}) for model "
+                         f"'{model.name}' ({classes} classes), got labels from {y.min():g} to "
+                         f"{y.max():g}")
+
+
 def fit(
     model_fn,
     train_data,
@@ -187,6 +253,7 @@ def fit(
     jit_compile="auto",
     seed=None,
     precision=None,
+    keep_backup=False,
 ):
     """Build, compile and train a model with ``recipe``; write results into ``out_dir``.
 
@@ -232,6 +299,10 @@ def fit(
         seed: shuffle seed for array inputs.
         precision: ``None``/``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"`` (or the
             short ``"float16"``, ``"bfloat16"``): the Keras dtype policy of the model.
+        keep_backup: keep ``out_dir/backup`` after writing ``model.keras`` and ``curves.png``,
+            for a caller that writes more results: it then calls ``result.discard_backup()``.
+            Until then the run counts as unfinished and a resumed ``fit`` finishes it (with
+            no epoch left to train, it writes the model and curves again from the backup).
 
     Returns:
         ``TrainResult``.
@@ -258,10 +329,10 @@ def fit(
             f"got model_fn={type(model_fn).__name__}"
         )
     epochs = positive_int("epochs", epochs)
+    resume = boolean("resume", resume)
+    keep_backup = boolean("keep_backup", keep_backup)
     if not isinstance(recipe, Recipe):
         raise ValueError(f"recipe must be a Recipe, got recipe={type(recipe).__name__}")
-    if out_dir is None or not os.fspath(out_dir):
-        raise ValueError(f"out_dir must be a folder path, got out_dir={out_dir!r}")
     if verbose not in (0, 1, 2, "auto"):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got verbose={verbose!r}")
     callbacks = list(callbacks or ())
@@ -279,17 +350,26 @@ def fit(
             f"('default', 'mirrored', 'multiworker') or None, got strategy={strategy!r}"
         )
 
-    out_dir = os.path.abspath(os.fspath(out_dir))
+    out_dir = check_path(out_dir, "out_dir")
     write_dir = out_dir
     if not is_chief(strategy):
         write_dir = os.path.join(out_dir, ".workers", worker_id(strategy))
-    os.makedirs(write_dir, exist_ok=True)
+    with owned_folder(write_dir, "train", reuse=True, what="out_dir"):
+        return _train(model_fn, train_data, epochs, recipe, write_dir, validation_data,
+                      steps_per_epoch, strategy, resume, verbose, callbacks, batch_size, loss,
+                      metrics, jit_compile, seed, policy, keep_backup)
+
+
+def _train(model_fn, train_data, epochs, recipe, write_dir, validation_data, steps_per_epoch,
+           strategy, resume, verbose, callbacks, batch_size, loss, metrics, jit_compile, seed,
+           policy, keep_backup):
+    """The body of :func:`fit`, inside the locked output folder ``write_dir``."""
     model_path = os.path.join(write_dir, "model.keras")
     history_path = os.path.join(write_dir, "history.json")
     curves_path = os.path.join(write_dir, "curves.png")
     backup_dir = os.path.join(write_dir, "backup")
-    if not resume and os.path.exists(backup_dir):
-        shutil.rmtree(backup_dir)
+    if resume and os.path.isdir(backup_dir):
+        _check_resumable(backup_dir, history_path, epochs)
 
     train_ds = as_dataset(
         train_data,
@@ -308,6 +388,8 @@ def fit(
         model = mixed_precision_model(model_fn, policy)
         if not isinstance(model, keras.Model):
             raise ValueError(f"model_fn must return a keras.Model, got {type(model).__name__}")
+        for name, data in (("train_data", train_data), ("validation_data", validation_data)):
+            _check_labels(name, data, model, loss)
         _ensure_built(model, train_ds)
         compile_model(
             model,
@@ -322,11 +404,16 @@ def fit(
         x, y = next(iter(train_ds.take(1)))[:2]
         patch_for_multi_worker(model, (x, y), strategy)
 
+    if not resume:
+        remove_folder_atomically(backup_dir)
     history_cb = JsonHistory(history_path, resume=resume)
     terminate_cb = TerminateOnNonFinite()
     all_callbacks = [
         history_cb,
-        AtomicBackupAndRestore(backup_dir, delete_checkpoint=True),
+        # The backup outlives training: it is removed only once model.keras (and whatever the
+        # caller writes after, with keep_backup) is in place, so a kill at any instant leaves
+        # the backup or the finished model.
+        AtomicBackupAndRestore(backup_dir, delete_checkpoint=False),
         terminate_cb,
         *callbacks,
     ]
@@ -345,18 +432,20 @@ def fit(
     if terminate_cb.message is None:
         save_model_atomic(model, model_path)
     elif verbose:
-        # A diverged model is not saved: the last good epoch stays in backup/ and a later
-        # run with the same out_dir resumes from it.
-        print(f"fit: {terminate_cb.message}; model.keras not written, the last good epoch is "
-              f"kept in {backup_dir}")
+        print(f"fit: {terminate_cb.message}; model.keras not written; {_kept(backup_dir)}")
     plot_history(history_cb.records, curves_path, title=f"{model.name} ({recipe.name})")
+    if terminate_cb.message is None and not keep_backup:
+        remove_folder_atomically(backup_dir)
     if verbose:
-        print(f"fit: results in {write_dir} (model.keras, history.json, curves.png)")
+        written = "history.json, curves.png" if terminate_cb.message else \
+            "model.keras, history.json, curves.png"
+        print(f"fit: results in {write_dir} ({written})")
     return TrainResult(
         model=model,
         history=history_cb.columns,
         out_dir=write_dir,
         model_path=model_path,
+        backup_path=backup_dir,
         history_path=history_path,
         curves_path=curves_path,
         initial_epoch=initial_epoch,
