@@ -7,33 +7,15 @@ Example:
     ['stage1_block1', 'stage1_block2', 'stage1_block3']
 """
 
+import os as _os
+
 __version__ = "0.1.0"
 
-from keras_resnet_lab.layers import (  # noqa: E402
-    BlockBase,
-    FusedBatchNormalization,
-    HighwayBlock,
-    MultiResidualBlock,
-    ResidualBlock,
-    SharedResidualStack,
-    SqueezeExcite,
-)
-from keras_resnet_lab.models import (  # noqa: E402
-    BlockInfo,
-    blocks,
-    build_model,
-    cifar_network,
-    cifar_resnet,
-    find_block,
-    highway_mlp,
-    highway_net,
-    multi_residual_net,
-    residual_mlp,
-    resnet,
-    resnext,
-    stages,
-    wide_resnet,
-)
+#: Set (to "1") only while the ``keras-resnet-lab`` console script imports the package, so that
+#: ``--help``, ``--version`` and argument errors answer before TensorFlow loads; the command
+#: then loads the layers and models itself (``keras_resnet_lab.cli.load_library``). Every
+#: other ``import keras_resnet_lab`` registers every serializable class at once.
+DEFER_IMPORTS = "KERAS_RESNET_LAB_DEFER_IMPORTS"
 
 __all__ = [
     "BlockBase", "BlockInfo", "FusedBatchNormalization", "HighwayBlock", "MultiResidualBlock",
@@ -41,3 +23,38 @@ __all__ = [
     "cifar_network", "cifar_resnet", "find_block", "highway_mlp", "highway_net",
     "multi_residual_net", "residual_mlp", "resnet", "resnext", "stages", "wide_resnet",
 ]
+
+if _os.environ.get(DEFER_IMPORTS) != "1":
+    from keras_resnet_lab.layers import (
+        BlockBase,
+        FusedBatchNormalization,
+        HighwayBlock,
+        MultiResidualBlock,
+        ResidualBlock,
+        SharedResidualStack,
+        SqueezeExcite,
+    )
+    from keras_resnet_lab.models import (
+        BlockInfo,
+        blocks,
+        build_model,
+        cifar_network,
+        cifar_resnet,
+        find_block,
+        highway_mlp,
+        highway_net,
+        multi_residual_net,
+        residual_mlp,
+        resnet,
+        resnext,
+        stages,
+        wide_resnet,
+    )
+else:
+    def __getattr__(name):
+        """The public names, imported on first use (deferred start of the console script)."""
+        if name in __all__:
+            from keras_resnet_lab import layers, models
+
+            return getattr(layers if hasattr(layers, name) else models, name)
+        raise AttributeError(f"module 'keras_resnet_lab' has no attribute {name!r}")

@@ -10,25 +10,7 @@ seconds that exercises everything, where the finding need not show.
 import importlib
 
 from keras_resnet_lab._checks import boolean, int_at_least, one_of, positive_int
-
-#: name -> (module, function, what it compares, data: (channels, flatten, cut to batch of 64)).
-COMPARISONS = {
-    "highway": ("highway_depth", "compare_highway_depths",
-                "plain against highway dense nets at depths 10, 20, 50 (Srivastava et al. "
-                "1507.06228)", (1, True, True)),
-    "scaling": ("scaling", "compare_residual_scales",
-                "residual branch scale s = 1, 0.3, 0.1 in a 30-block stack without batch norm "
-                "(Szegedy et al. 1602.07261)", (3, False, True)),
-    "sharing": ("sharing", "compare_weight_sharing",
-                "one block applied 6 times with shared or per-step batch norm, against 6 blocks "
-                "(Liao & Poggio 1604.03640, Jastrzebski et al. 1710.04773)", (3, False, True)),
-    "looks_linear": ("looks_linear", "compare_initializations",
-                     "a 50-layer plain net from the looks-linear or the He initialization "
-                     "(Balduzzi et al. 1702.08591)", (3, False, True)),
-    "multires": ("multi_residual", "compare_multi_residual",
-                 "8 blocks of k = 1 against 2 blocks of k = 4 branches at equal parameters "
-                 "(Abdi & Nahavandi 1609.05672)", (3, False, False)),
-}
+from keras_resnet_lab.catalog import COMPARISONS
 
 #: Multi-residual at equal parameters on the 8x8 digits: 2 stages of 16 channels, 8 blocks of
 #: k = 1 against 2 blocks of k = 4 (benchmarks/multires_abdi.py --quick; at 8 channels the
@@ -50,9 +32,10 @@ def comparison_data(name):
     """``(train, test)`` digits arrays of comparison ``name`` (8x8, as its script's quick mode)."""
     from keras_resnet_lab.analysis._training import training_digits
 
-    channels, flatten, cut = COMPARISONS[one_of("name", name, tuple(COMPARISONS))][3]
-    return training_digits(8, channels=channels, batch_size=64 if cut else None,
-                           flatten=flatten)
+    entry = COMPARISONS[one_of("name", name, tuple(COMPARISONS))]
+    return training_digits(8, channels=entry.channels,
+                           batch_size=64 if entry.whole_batches else None,
+                           flatten=entry.flatten)
 
 
 def run_comparison(name, *, seed=0, epochs=None, smoke=False, progress_bar=True):
@@ -76,12 +59,13 @@ def run_comparison(name, *, seed=0, epochs=None, smoke=False, progress_bar=True)
         >>> result.finding_held  # doctest: +SKIP
         True
     """
-    module, function, _, _ = COMPARISONS[one_of("name", name, tuple(COMPARISONS))]
+    entry = COMPARISONS[one_of("name", name, tuple(COMPARISONS))]
     seed = int_at_least("seed", seed, 0)
     kwargs = dict(SMOKE[name]) if boolean("smoke", smoke) else {}
     if epochs is not None:
         kwargs["epochs"] = positive_int("epochs", epochs)
-    compare = getattr(importlib.import_module(f"keras_resnet_lab.analysis.{module}"), function)
+    compare = getattr(importlib.import_module(f"keras_resnet_lab.analysis.{entry.module}"),
+                      entry.function)
     train, test = comparison_data(name)
     if name == "multires":
         settings = dict(MULTIRES, **kwargs)

@@ -1,7 +1,7 @@
 """``keras-resnet-lab analyze``: run one of the papers' experiments on a saved model."""
 
-from keras_resnet_lab.analysis.comparisons import COMPARISONS
-from keras_resnet_lab.commands._common import add_run_arguments
+from keras_resnet_lab.catalog import COMPARISONS
+from keras_resnet_lab.commands._common import add_run_arguments, integer
 
 #: Experiments on a saved model (MODEL.keras required).
 MODEL_EXPERIMENTS = ("lesion", "paths", "refinement", "similarity", "estimation", "gates",
@@ -30,7 +30,7 @@ def register(subparsers):
                     "take no MODEL: hessian (Hessian at zero init of linear nets with shortcuts "
                     "of 1, 2, 3 layers, Li et al. 1611.01186) and the training comparisons on "
                     "the 8x8 digits: " + "; ".join(
-                        f"{name} ({entry[2]})" for name, entry in COMPARISONS.items())
+                        f"{name} ({entry.description})" for name, entry in COMPARISONS.items())
                     + ". Writes EXPERIMENT.json and EXPERIMENT.png into --out.")
     parser.add_argument("model", metavar="MODEL.keras", nargs="?", default=None,
                         help="a saved Keras model file (not for hessian and the training "
@@ -42,24 +42,46 @@ def register(subparsers):
                              "(default)")
     parser.add_argument("--plain", metavar="PLAIN.keras", default=None,
                         help="lesion, filters: the plain twin, studied the same way")
-    parser.add_argument("--max-examples", type=int, default=None,
+    parser.add_argument("--max-examples", type=integer(1), default=None,
                         help="use only this many test examples (default: all 360)")
-    parser.add_argument("--draws", type=int, default=3,
+    parser.add_argument("--draws", type=integer(1), default=3,
                         help="lesion: random draws per number of deleted/swapped blocks "
                              "(default 3)")
-    parser.add_argument("--samples-per-length", type=int, default=32,
+    parser.add_argument("--samples-per-length", type=integer(1), default=32,
                         help="paths: samples per path length (default 32; Veit et al. used "
                              "1000)")
-    parser.add_argument("--max-depth", type=int, default=32,
+    parser.add_argument("--max-depth", type=integer(1), default=32,
                         help="hessian: largest depth in layers (default 32)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=integer(1), default=None,
                         help="training comparisons: epochs of every network (default: the "
                              "experiment's own)")
     parser.add_argument("--quick", action="store_true",
                         help="training comparisons: smaller networks and fewer epochs, a run "
                              "of seconds (the finding may not show at that size)")
     add_run_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """Every argument error, before TensorFlow loads and before anything is written."""
+    from keras_resnet_lab.commands._common import CliError, check_out, existing_model_file
+
+    if args.plain is not None and args.experiment not in ("lesion", "filters"):
+        raise CliError("--plain is used by --experiment lesion and filters only")
+    if (args.epochs is not None or args.quick) and args.experiment not in COMPARISONS:
+        raise CliError("--epochs and --quick are used by the training comparisons only: "
+                       + ", ".join(COMPARISONS))
+    if args.experiment in OWN_EXPERIMENTS:
+        if args.model is not None:
+            raise CliError(f"--experiment {args.experiment} builds its own networks: give no "
+                           "MODEL.keras")
+    else:
+        if args.model is None:
+            raise CliError(f"--experiment {args.experiment} needs a MODEL.keras file")
+        existing_model_file(args.model)
+        if args.plain is not None:
+            existing_model_file(args.plain, "--plain")
+    check_out(args, reuse=args.force)
 
 
 def digits_for(model):
@@ -82,40 +104,31 @@ def digits_for(model):
 
 
 def run(args):
+    from keras_resnet_lab.commands._common import load_model_file, out_folder
 
-    from keras_resnet_lab.commands._common import CliError, load_model_file, prepare_out_dir
-
-    for name in ("max_examples", "draws", "samples_per_length", "max_depth", "epochs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CliError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.plain is not None and args.experiment not in ("lesion", "filters"):
-        raise CliError("--plain is used by --experiment lesion and filters only")
-    if (args.epochs is not None or args.quick) and args.experiment not in COMPARISONS:
-        raise CliError("--epochs and --quick are used by the training comparisons only: "
-                       + ", ".join(COMPARISONS))
     if args.experiment in OWN_EXPERIMENTS:
-        if args.model is not None:
-            raise CliError(f"--experiment {args.experiment} builds its own networks: give no "
-                           "MODEL.keras")
-        out = prepare_out_dir(args.out, force=args.force, marker="files")
-        result, lines = _own_experiment(args)
-        return _finish(args, out, result, lines)
-    if args.model is None:
-        raise CliError(f"--experiment {args.experiment} needs a MODEL.keras file")
+        with out_folder(args, "analyze", reuse=args.force) as out:
+            result, lines = _own_experiment(args)
+            return _finish(args, out, result, lines)
     model = load_model_file(args.model)
     plain = load_model_file(args.plain) if args.plain else None
     x, y = digits_for(model)
+    if plain is not None:
+        digits_for(plain)
     if args.max_examples:
         x, y = x[:args.max_examples], y[:args.max_examples]
-    out = prepare_out_dir(args.out, force=args.force, marker="files")
-    show = not args.quiet
+    with out_folder(args, "analyze", reuse=args.force) as out:
+        result, lines = _model_experiment(args, model, plain, (x, y))
+        return _finish(args, out, result, lines)
 
+
+def _model_experiment(args, model, plain, data):
+    """The experiments on a saved model: ``(result, summary lines)``."""
+    x, y = data
+    show = not args.quiet
     if args.experiment == "lesion":
         from keras_resnet_lab.analysis.lesion import lesion_study
 
-        if plain is not None:
-            digits_for(plain)
         result = lesion_study(model, (x, y), plain_model=plain, draws=args.draws,
                               seed=args.seed, progress=show)
         lines = [f"intact error {result.intact_error:.3f}; one block deleted: "
@@ -163,8 +176,6 @@ def run(args):
     elif args.experiment == "filters":
         from keras_resnet_lab.analysis.filter_refinement import filter_refinement
 
-        if plain is not None:
-            digits_for(plain)
         result = filter_refinement(model, (x, y), twin=plain, seed=args.seed,
                                    progress_bar=show)
         lines = [f"same channel at consecutive blocks: {result.same_channel_mean:.3f}, random "
@@ -177,7 +188,7 @@ def run(args):
         result = norm_growth(model, x, progress_bar=show)
         lines = [f"||h_L|| / ||h_0|| = {result.final_ratio:.3f} over {len(result.ratio) - 1} "
                  "blocks (moving batch-norm statistics)"]
-    return _finish(args, out, result, lines)
+    return result, lines
 
 
 def _own_experiment(args):

@@ -3,6 +3,8 @@
 import json
 import os
 
+from keras_resnet_lab.commands._common import integer, number
+
 FORMAT_CHOICES = ("savedmodel", "onnx", "both")
 
 
@@ -23,8 +25,9 @@ def register(subparsers):
                         help="ONNX: output only the model's output, not the stem and blocks")
     parser.add_argument("--force", action="store_true",
                         help="replace existing artifacts (atomically)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 9-18 (default 17)")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
+    parser.add_argument("--opset", type=integer(), choices=range(9, 19), default=17,
+                        metavar="{9..18}", help="ONNX opset, 9-18 (default 17)")
+    parser.add_argument("--tolerance", type=number(0), default=1e-4,
                         help="largest allowed max abs diff between artifact and Keras, per "
                              "output, relative to the output's largest magnitude where that "
                              "exceeds 1 (default 1e-4)")
@@ -35,7 +38,23 @@ def register(subparsers):
                         help="how an image becomes the input, recorded in the manifest: a JSON "
                              "object or file with keys description, scale, mean, std, color "
                              "(x = (pixels * scale - mean) / std)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """Every argument error, before TensorFlow loads and before anything is written."""
+    from keras_resnet_lab.commands._common import existing_model_file
+    from keras_resnet_lab.outdir import check_target
+
+    existing_model_file(args.model)
+    _preprocessing(args.preprocessing)
+    _sample(args.sample)
+    for kind in _formats(args):
+        check_target(os.path.join(args.out, kind), args.force)
+
+
+def _formats(args):
+    return ("savedmodel", "onnx") if args.format == "both" else (args.format,)
 
 
 def _preprocessing(text):
@@ -64,11 +83,17 @@ def _sample(path):
     import numpy as np
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--sample file not found: {path}")
+        raise CliError(f"--sample file not found: {path}")
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as error:
+        sample = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
         raise CliError(f"--sample {path} is not a .npy array: {error}") from error
+    if not np.issubdtype(sample.dtype, np.number):
+        raise CliError(f"--sample {path} holds {sample.dtype} values, not numbers")
+    if not np.all(np.isfinite(sample)):
+        kind = "NaN" if np.isnan(sample).any() else "infinite values"
+        raise CliError(f"--sample {path} holds {kind}: parity cannot be measured on it")
+    return sample
 
 
 def run(args):
@@ -79,8 +104,7 @@ def run(args):
     preprocessing = _preprocessing(args.preprocessing)
     sample = _sample(args.sample)
     model = load_model_file(args.model)
-    formats = ("savedmodel", "onnx") if args.format == "both" else (args.format,)
-    manifests = export_model(model, args.out, formats, intermediate=args.intermediate,
+    manifests = export_model(model, args.out, _formats(args), intermediate=args.intermediate,
                              opset=args.opset, overwrite=args.force, tolerance=args.tolerance,
                              sample=sample, preprocessing=preprocessing)
     for kind, manifest in manifests.items():

@@ -19,6 +19,9 @@ import json
 import os
 import sys
 
+from keras_resnet_lab.catalog import DATASETS, MODEL_OPTIONS, check_model_options, model_base
+from keras_resnet_lab.commands._common import CliError, integer, number
+
 DEFAULT_EPOCHS = 15
 DEFAULT_MODEL = "resnet20"
 
@@ -40,25 +43,30 @@ def register(subparsers):
                              "and weights; --model and the model options must not be given)")
     parser.add_argument("--plain", action="store_true",
                         help="train the plain twin (same layers, no shortcuts)")
-    parser.add_argument("--dataset", default="digits",
-                        help="digits (embedded), cifar10, cifar100 or imagenet2012")
+    parser.add_argument("--dataset", default="digits", choices=DATASETS,
+                        help="digits (embedded, offline) or a prepared tensorflow-datasets "
+                             "dataset")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder")
-    parser.add_argument("--image-size", type=int, default=None,
+    parser.add_argument("--image-size", type=integer(8), default=None,
                         help="input side in pixels (default: the dataset's)")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=integer(1), default=DEFAULT_EPOCHS,
+                        help="epochs of the run (resumed ones included)")
+    parser.add_argument("--batch-size", type=integer(1), default=128,
+                        help="global batch size")
     parser.add_argument("--recipe", choices=("he", "general"), default="he",
                         help="he: SGD 0.9, lr 0.1 /10 at 50%% and 75%%, wd 1e-4 (He et al.); "
                              "general: AdamW with warm-up and cosine decay")
-    parser.add_argument("--lr", type=float, default=None, help="base learning rate")
+    parser.add_argument("--lr", type=number(0, low_open=True), default=None,
+                        help="base learning rate (default: the recipe's)")
     parser.add_argument("--strategy", default=None,
+                        choices=("default", "mirrored", "multiworker"),
                         help="tf.distribute strategy: default, mirrored (all local GPUs) or "
                              "multiworker (reads TF_CONFIG: run the same command on every "
                              "machine of the cluster)")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=integer(1), default=None,
                         help="train with N local worker processes (MultiWorkerMirroredStrategy "
                              "on 127.0.0.1); worker 0 writes --out")
-    parser.add_argument("--worker-timeout", type=float, default=None,
+    parser.add_argument("--worker-timeout", type=number(0, low_open=True), default=None,
                         help="with --workers: stop every worker after this many seconds")
     parser.add_argument("--mixed-precision", nargs="?", const="float16", default=None,
                         choices=("float16", "bfloat16"),
@@ -68,13 +76,14 @@ def register(subparsers):
                         help="compile the training step with XLA (jit_compile=True)")
     options = parser.add_argument_group(
         "model options", "variants of the blocks and builders (README: Model options)")
-    options.add_argument("--drop-path", type=float, default=None, metavar="RATE",
+    options.add_argument("--drop-path", type=number(0, 1, high_open=True), default=None,
+                         metavar="RATE",
                          help="stochastic depth: drop-path rate growing linearly to RATE")
     options.add_argument("--learnable-scale", action="store_true",
                          help="ReZero: each branch times a learned alpha starting at 0")
     options.add_argument("--zero-init-residual", action="store_true",
                          help="last batch-norm gamma of each branch starts at 0")
-    options.add_argument("--se-ratio", type=float, default=None,
+    options.add_argument("--se-ratio", type=number(0, 1, low_open=True), default=None,
                          help="squeeze-and-excitation ratio (e.g. 0.25)")
     options.add_argument("--avg-down", action="store_true",
                          help="ResNet-D shortcut: average-pool, then 1x1 projection")
@@ -82,12 +91,12 @@ def register(subparsers):
                          help="ImageNet ResNets: deep stem of three 3x3 convolutions (ResNet-C/D)")
     options.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,
                          help="ImageNet ResNets: dilate the last stages instead of striding")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed of everything random")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--force", action="store_true",
                         help="start over in an --out that already holds a finished run")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
 
 
 def model_options(args):
@@ -125,72 +134,86 @@ def _worker_argv(args):
     return argv
 
 
+def _files(out):
+    """Which files of a run ``out`` holds: ``{"model", "backup", "results", "run"}`` -> bool."""
+    return {"model": os.path.isfile(os.path.join(out, "model.keras")),
+            "backup": os.path.isdir(os.path.join(out, "backup")),
+            "results": os.path.isfile(os.path.join(out, "results.json")),
+            "run": os.path.isfile(os.path.join(out, RUN_FILE))}
+
+
+def _trained_unfinished(out):
+    """A run killed after model.keras was written and its backup removed, before its
+    results.json: resuming writes the results without training again."""
+    files = _files(out)
+    return files["model"] and files["run"] and not (files["backup"] or files["results"])
+
+
+def check(args):
+    """Every argument error, before TensorFlow loads and before anything is written."""
+    from keras_resnet_lab.commands._common import check_out, existing_model_file
+
+    if args.resume is not None and args.force:
+        raise CliError("--resume continues training and --force starts over: give one of them")
+    options = model_options(args)
+    if isinstance(args.resume, str):
+        given = [flag for flag, value in (("--model", args.model), ("--plain", args.plain))
+                 if value] + [MODEL_OPTIONS[k][0] for k in options]
+        if given:
+            raise CliError(f"--resume {args.resume} trains the model saved in that file: "
+                           f"{', '.join(given)} cannot change it")
+        existing_model_file(args.resume, "--resume")
+    else:
+        try:
+            model_base(args.model or DEFAULT_MODEL)
+        except ValueError as error:
+            raise CliError(f"--model: {error}") from None
+        check_model_options(args.model or DEFAULT_MODEL, options)
+    if args.workers is not None:
+        if args.strategy not in (None, "multiworker"):
+            raise CliError(f"--workers trains with --strategy multiworker, got --strategy "
+                           f"{args.strategy}")
+        if os.environ.get("TF_CONFIG"):
+            raise CliError("--workers starts its own cluster but TF_CONFIG is already set; "
+                           "unset it, or run with --strategy multiworker on each machine "
+                           "instead")
+    elif args.worker_timeout is not None:
+        raise CliError("--worker-timeout is used with --workers only")
+    files = _files(args.out) if os.path.isdir(args.out) else {}
+    if args.resume is True and not (files.get("backup") or _trained_unfinished(args.out)):
+        raise CliError(f"--resume: --out {args.out} holds no interrupted run to continue "
+                       "(no backup/ folder; a finished run has none). Give --resume "
+                       "MODEL.keras to train a saved model further")
+    if files.get("model") and not files.get("backup") and files.get("results") \
+            and not args.force:
+        raise CliError(f"--out {args.out} already holds a finished run; pass --force to train "
+                       "again from scratch")
+    check_out(args, reuse=True)
+
+
 def _launch_workers(args):
-    from keras_resnet_lab.commands._common import CliError, prepare_out_dir
+    from keras_resnet_lab.commands._common import out_folder
+    from keras_resnet_lab.outdir import inherit_locks_env
     from keras_resnet_lab.training.strategy import launch_local_workers
 
-    if args.workers < 1:
-        raise CliError(f"--workers must be >= 1, got {args.workers}")
-    if args.strategy not in (None, "multiworker"):
-        raise CliError(f"--workers trains with --strategy multiworker, got --strategy "
-                       f"{args.strategy}")
-    if os.environ.get("TF_CONFIG"):
-        raise CliError("--workers starts its own cluster but TF_CONFIG is already set; unset "
-                       "it, or run with --strategy multiworker on each machine instead")
-    if args.worker_timeout is not None and args.worker_timeout <= 0:
-        raise CliError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
-    _check_finished(args)
-    prepare_out_dir(args.out, force=True)
-    command = [sys.executable, "-m", "keras_resnet_lab.cli", *_worker_argv(args)]
-    log_dir = os.path.join(args.out, ".workers")
-    print(f"launching {args.workers} workers (MultiWorkerMirroredStrategy on 127.0.0.1); "
-          f"logs of workers 1+ in {log_dir}", flush=True)
-    # The workers import this very package, wherever it was imported from.
-    import keras_resnet_lab
+    with out_folder(args, "train", reuse=True):
+        command = [sys.executable, "-m", "keras_resnet_lab_cli", *_worker_argv(args)]
+        log_dir = os.path.join(args.out, ".workers")
+        print(f"launching {args.workers} workers (MultiWorkerMirroredStrategy on 127.0.0.1); "
+              f"logs of workers 1+ in {log_dir}", flush=True)
+        # The workers import this very package, wherever it was imported from, and write
+        # into --out under this process's lock.
+        import keras_resnet_lab
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(keras_resnet_lab.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    codes = launch_local_workers(command, args.workers, log_dir=log_dir, env=env,
-                                 timeout=args.worker_timeout)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(keras_resnet_lab.__file__)))
+        env = inherit_locks_env()
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        codes = launch_local_workers(command, args.workers, log_dir=log_dir, env=env,
+                                     timeout=args.worker_timeout)
     if any(codes):
         raise CliError(f"multi-worker training failed: exit codes {codes} (worker 0 first; "
                        f"see {log_dir}/worker-<i>.log)")
     return 0
-
-
-def _check_finished(args):
-    from keras_resnet_lab.commands._common import CliError
-
-    finished = (os.path.exists(os.path.join(args.out, "model.keras"))
-                and not os.path.exists(os.path.join(args.out, "backup")))
-    if finished and not args.force:
-        raise CliError(f"--out {args.out} already holds a finished run; pass --force to train "
-                       "again from scratch")
-
-
-def _check_resume(args):
-    """Refuse contradictory ``--resume`` uses; load a ``--resume MODEL.keras`` once to check it
-    (one clear error line for a missing, truncated or non-model file)."""
-    from keras_resnet_lab.commands._common import CliError, load_model_file
-
-    if args.resume is None:
-        return
-    if args.force:
-        raise CliError("--resume continues training and --force starts over: give one of them")
-    if args.resume is True:
-        if not os.path.isdir(os.path.join(args.out, "backup")):
-            raise CliError(f"--resume: --out {args.out} holds no interrupted run to continue "
-                           "(no backup/ folder; a finished run has none). Give --resume "
-                           "MODEL.keras to train a saved model further")
-        return
-    given = [flag for flag, value in (("--model", args.model), ("--plain", args.plain),
-                                      *((f"--{k.replace('_', '-')}", v)
-                                        for k, v in model_options(args).items())) if value]
-    if given:
-        raise CliError(f"--resume {args.resume} trains the model saved in that file: "
-                       f"{', '.join(given)} cannot change it")
-    load_model_file(args.resume)
 
 
 #: The arguments that define what a run trains: a resumed run must repeat them.
@@ -200,12 +223,10 @@ RUN_ARGUMENTS = ("model", "plain", "dataset", "image_size", "resume", "batch_siz
 RUN_FILE = "run.json"
 
 
-def _record_run(args, resuming, strategy):
+def _record_run(args, resuming, chief):
     """Write the run's defining arguments to ``--out/run.json``; when resuming, refuse
     arguments that differ from the interrupted run's (its backup would not fit them)."""
     from keras_resnet_lab.atomic import atomic_write_text
-    from keras_resnet_lab.commands._common import CliError
-    from keras_resnet_lab.training.strategy import is_chief
 
     current = {k: getattr(args, k) for k in RUN_ARGUMENTS}
     current["resume"] = current["resume"] if isinstance(current["resume"], str) else None
@@ -225,56 +246,74 @@ def _record_run(args, resuming, strategy):
                 raise CliError(f"--out {args.out} holds an interrupted run started with {was}; "
                                "repeat its arguments to resume it, or pass --force to start "
                                "over")
-    if is_chief(strategy):
+    if chief:
         atomic_write_text(json.dumps(current, indent=2) + "\n", path)
 
 
 def run(args):
-    if args.epochs < 1:
-        from keras_resnet_lab.commands._common import CliError
-
-        raise CliError(f"--epochs must be >= 1, got {args.epochs}")
-    _check_resume(args)
     if args.workers is not None:
         return _launch_workers(args)
-    import keras
-
-    from keras_resnet_lab.commands._common import CliError, prepare_out_dir
-    from keras_resnet_lab.data import dataset_info, load_dataset
-    from keras_resnet_lab.models import build_model
-    from keras_resnet_lab.training import fit, general_recipe, he_cifar_recipe
-    from keras_resnet_lab.training.strategy import get_strategy
+    from keras_resnet_lab.training.strategy import get_strategy, is_chief
 
     # First, before any TensorFlow op: a multi-worker strategy configures the runtime's
     # collective ops, which must happen before TensorFlow initializes its devices.
     strategy = get_strategy(args.strategy)
-    _check_finished(args)
-    prepare_out_dir(args.out, force=True)
-    resuming = os.path.isdir(os.path.join(args.out, "backup")) and not args.force
-    _record_run(args, resuming, strategy)
+    plan = _plan(args)  # every dataset and recipe error, before --out is touched
+    if not is_chief(strategy):  # writes into --out/.workers/<task> under its own lock
+        resuming = os.path.isdir(os.path.join(args.out, "backup")) and not args.force
+        return _train(args, strategy, resuming, *plan)
+    from keras_resnet_lab.commands._common import out_folder
+
+    with out_folder(args, "train", reuse=True):
+        resuming = not args.force and (os.path.isdir(os.path.join(args.out, "backup"))
+                                       or _trained_unfinished(args.out))
+        _record_run(args, resuming, chief=True)
+        return _train(args, strategy, resuming, *plan)
+
+
+def _plan(args):
+    """``(dataset info, train data, test data, recipe)`` of the run."""
+    from keras_resnet_lab.data import dataset_info, load_dataset
+    from keras_resnet_lab.training import general_recipe, he_cifar_recipe
+
     info = dataset_info(args.dataset, image_size=args.image_size)
+
+    def data(split):
+        return load_dataset(args.dataset, split=split, batch_size=args.batch_size,
+                            data_dir=args.data_dir, image_size=args.image_size,
+                            seed=args.seed)
+
+    make = he_cifar_recipe if args.recipe == "he" else general_recipe
+    recipe = make(**({} if args.lr is None else {"base_lr": args.lr}))
+    if isinstance(args.resume, str):
+        _saved_model(args.resume, info)  # loads and fits the dataset, or one error line
+    return info, data(info.train_split), data(info.test_split), recipe
+
+
+def _train(args, strategy, resuming, info, train_ds, test_ds, recipe):
+    """Train (or finish) the run of ``args`` into ``--out`` and write its results.json."""
+    import keras
+
+    from keras_resnet_lab.models import build_model
+    from keras_resnet_lab.training import fit
 
     def model_fn():
         keras.utils.set_random_seed(args.seed)
         if isinstance(args.resume, str):
             return _saved_model(args.resume, info)
-        try:
-            return build_model(args.model or DEFAULT_MODEL, plain=args.plain,
-                               input_shape=info.input_shape,
-                               num_classes=info.num_classes, **model_options(args))
-        except TypeError as error:
-            raise CliError(f"model {args.model!r} does not take these options: {error}") from None
+        return build_model(args.model or DEFAULT_MODEL, plain=args.plain,
+                           input_shape=info.input_shape, num_classes=info.num_classes,
+                           **model_options(args))
 
-    def data(split, **kwargs):
-        return load_dataset(args.dataset, split=split, batch_size=args.batch_size,
-                            data_dir=args.data_dir, image_size=args.image_size,
-                            seed=args.seed, **kwargs)
+    if resuming and _trained_unfinished(args.out):
+        from keras_resnet_lab.commands._common import load_model_file
 
-    train_ds, test_ds = data(info.train_split), data(info.test_split)
-    if args.recipe == "he":
-        recipe = he_cifar_recipe(**({} if args.lr is None else {"base_lr": args.lr}))
-    else:
-        recipe = general_recipe(**({} if args.lr is None else {"base_lr": args.lr}))
+        print(f"finishing the run in {args.out}: its model is trained, writing its results")
+        model = load_model_file(os.path.join(args.out, "model.keras"))
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        _write_results(args, model, recipe, test_ds, args.out, model.dtype_policy.name, 1)
+        return 0
     if resuming:
         print(f"resuming the run in {args.out}")
     elif isinstance(args.resume, str):
@@ -282,27 +321,37 @@ def run(args):
     result = fit(model_fn, train_ds, args.epochs, recipe, args.out, validation_data=test_ds,
                  strategy=strategy, resume=not args.force, seed=args.seed,
                  verbose=2 if args.quiet else 1, precision=args.mixed_precision,
-                 jit_compile=True if args.xla else "auto")
+                 jit_compile=True if args.xla else "auto", keep_backup=True)
     if result.terminated:
-        raise CliError(f"training stopped: {result.terminated}")
-    loss, accuracy = result.model.evaluate(test_ds, verbose=0)[:2]
-    summary = {"model": result.model.name, "dataset": args.dataset, "epochs": args.epochs,
-               "recipe": recipe.to_dict(), "test_loss": float(loss),
-               "test_accuracy": float(accuracy), "parameters": int(result.model.count_params()),
-               "precision": result.precision, "xla": bool(args.xla),
-               "replicas": result.num_replicas}
-    from keras_resnet_lab.training import atomic_write_json
-
+        kept = (f"the last good epoch is kept in {result.backup_path}; fix the cause (e.g. "
+                "--lr) and run the same command to resume from it"
+                if os.path.isdir(result.backup_path) else
+                "no epoch ended with a finite loss, so there is nothing to resume; try a "
+                "lower --lr")
+        raise CliError(f"training stopped: {result.terminated}; {kept}")
     # Under multi-worker training result.out_dir is --out for the chief and
     # --out/.workers/<task> for the other workers.
-    atomic_write_json(summary, os.path.join(result.out_dir, "results.json"))
-    print(json.dumps({k: summary[k] for k in ("model", "dataset", "test_accuracy")}))
+    _write_results(args, result.model, recipe, test_ds, result.out_dir, result.precision,
+                   result.num_replicas)
+    result.discard_backup()  # last: until now a kill leaves the backup to finish from
     return 0
+
+
+def _write_results(args, model, recipe, test_ds, out, precision, replicas):
+    from keras_resnet_lab.atomic import atomic_write_json
+
+    loss, accuracy = model.evaluate(test_ds, verbose=0)[:2]
+    summary = {"model": model.name, "dataset": args.dataset, "epochs": args.epochs,
+               "recipe": recipe.to_dict(), "test_loss": float(loss),
+               "test_accuracy": float(accuracy), "parameters": int(model.count_params()),
+               "precision": precision, "xla": bool(args.xla), "replicas": replicas}
+    atomic_write_json(summary, os.path.join(out, "results.json"))
+    print(json.dumps({k: summary[k] for k in ("model", "dataset", "test_accuracy")}))
 
 
 def _saved_model(path, info):
     """The model of ``--resume MODEL.keras``, checked against the dataset's shapes."""
-    from keras_resnet_lab.commands._common import CliError, load_model_file
+    from keras_resnet_lab.commands._common import load_model_file
 
     model = load_model_file(path)
     expected = tuple(info.input_shape)

@@ -2,7 +2,7 @@
 
 import re
 
-from keras_resnet_lab.commands._common import add_run_arguments
+from keras_resnet_lab.commands._common import add_run_arguments, integer
 
 METHODS = ("saliency", "gradcam", "gradcam++", "scorecam", "filters", "refinement")
 _FILE_NAMES = {"saliency": "saliency", "gradcam": "gradcam", "gradcam++": "gradcam_pp",
@@ -37,23 +37,36 @@ def register(subparsers):
                         help="how file pixels are scaled: digits (standardized like the "
                              "embedded digits; white on black), unit ([0, 1]) or raw ([0, 255])"
                              " (default: digits)")
-    parser.add_argument("--class-index", type=int, default=None,
+    parser.add_argument("--class-index", type=integer(0), default=None,
                         help="class to explain (default: each image's predicted class)")
-    parser.add_argument("--filter", type=int, default=None,
+    parser.add_argument("--filter", type=integer(0), default=None,
                         help="filter (channel) to maximize (default: the first --count)")
     parser.add_argument("--target", choices=("output", "residual", "shortcut"),
                         default="output",
                         help="filters: maximize the block's output, its residual branch F(x) "
                              "or its shortcut (default: output)")
-    parser.add_argument("--count", type=int, default=None,
+    parser.add_argument("--count", type=integer(1), default=None,
                         help="images to explain (default 8), or filters to maximize (default "
                              "8 for filters, 4 for refinement)")
-    parser.add_argument("--smooth-samples", type=int, default=0,
+    parser.add_argument("--smooth-samples", type=integer(0), default=0,
                         help="saliency: SmoothGrad with this many noisy samples (default 0)")
-    parser.add_argument("--steps", type=int, default=100,
+    parser.add_argument("--steps", type=integer(1), default=100,
                         help="activation-maximization steps (default 100)")
     add_run_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """Every argument error, before TensorFlow loads and before anything is written."""
+    import os
+
+    from keras_resnet_lab.commands._common import CliError, check_out, existing_model_file
+
+    existing_model_file(args.model)
+    for path in args.images or ():
+        if not os.path.isfile(path):
+            raise CliError(f"--images: image file not found: {path}")
+    check_out(args, reuse=args.force)
 
 
 def _block(text):
@@ -79,27 +92,22 @@ def _written(paths, out):
 
 
 def run(args):
+    from keras_resnet_lab.commands._common import load_model_file, out_folder
+    from keras_resnet_lab.models import find_block
+
+    model = load_model_file(args.model)
+    info = find_block(model, _block(args.block))
+    images, _, value_range = _sample(args, model)
+    with out_folder(args, "vis", reuse=args.force) as out:
+        return _draw(args, model, info, images, value_range, out)
+
+
+def _draw(args, model, info, images, value_range, out):
+    """Draw the method's figures and numbers into ``out``."""
     import os
 
     import numpy as np
 
-    from keras_resnet_lab.commands._common import CliError, load_model_file, prepare_out_dir
-    from keras_resnet_lab.models import find_block
-
-    for name in ("count", "steps"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CliError(f"--{name} must be >= 1, got {value}")
-    if args.smooth_samples < 0:
-        raise CliError(f"--smooth-samples must be >= 0, got {args.smooth_samples}")
-    if args.seed < 0:
-        raise CliError(f"--seed must be >= 0, got {args.seed}")
-    model = load_model_file(args.model)
-    info = find_block(model, _block(args.block))
-    images, _, value_range = _sample(args, model)
-    if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
-        raise CliError(f"--out {args.out} already holds files; pass --force to write into it")
-    out = prepare_out_dir(args.out, force=True)
     join = lambda name: os.path.join(out, name)  # noqa: E731
     written = []
 

@@ -10,12 +10,11 @@ continues where it stopped (training itself resumes from its last finished epoch
 import dataclasses
 import json
 import os
-import shutil
 import time
 
 import numpy as np
 
-from keras_resnet_lab._checks import one_of
+from keras_resnet_lab._checks import boolean, int_at_least, one_of, positive_int
 
 STEPS = ("train", "analysis", "findings", "vis", "export", "report")
 DATASETS = ("digits", "cifar10")
@@ -49,11 +48,12 @@ class LabConfig:
 
     def __post_init__(self):
         one_of("dataset", self.dataset, DATASETS)
-        one_of("depth", self.depth, DEPTHS)
+        self.depth = int(one_of("depth", self.depth, DEPTHS))
+        self.quick = boolean("quick", self.quick)
+        self.seed = int_at_least("seed", self.seed, 0)
         if self.epochs is None:
             self.epochs = 8 if self.quick else 15
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"`epochs` must be a positive integer, got {self.epochs!r}.")
+        self.epochs = positive_int("epochs", self.epochs)
 
     @property
     def image_size(self):
@@ -261,7 +261,7 @@ class Lab:
         numbers["hessian"] = hessian.to_dict()
         for name in COMPARISON_STEPS:
             size = " (smaller networks and fewer epochs: --quick)" if self.config.quick else ""
-            self.say(f"  {name}: {COMPARISONS[name][2]}{size}")
+            self.say(f"  {name}: {COMPARISONS[name].description}{size}")
             result = run_comparison(name, seed=self.config.seed, smoke=self.config.quick,
                                     progress_bar=False)
             self._save(result, name)
@@ -341,14 +341,21 @@ def run_lab(config, resume=False, force=False, progress=print):
     Example:
         >>> numbers = run_lab(LabConfig(out="lab-report", quick=True))  # doctest: +SKIP
     """
-    out = os.path.abspath(config.out)
-    if os.path.isdir(out) and os.listdir(out) and not (resume or force):
-        raise FileExistsError(f"--out {config.out} already holds results; pass --force to start "
-                              "over or --resume to continue an interrupted run")
-    if force and not resume and os.path.isdir(os.path.join(out, "steps")):
-        shutil.rmtree(os.path.join(out, "steps"))
-    if force and not resume:
-        for kind in ("residual", "plain"):
-            shutil.rmtree(os.path.join(out, "train", kind), ignore_errors=True)
-    os.makedirs(out, exist_ok=True)
-    return Lab(config, progress).run(resume=resume)
+    from keras_resnet_lab.outdir import owned_folder, remove_folder_atomically
+
+    if not isinstance(config, LabConfig):
+        raise ValueError(f"`config` must be a LabConfig, got {type(config).__name__}.")
+    resume, force = boolean("resume", resume), boolean("force", force)
+    if resume and force:
+        raise ValueError("`resume` and `force` exclude each other: resume continues an "
+                         "interrupted run, force starts over.")
+    hint = ("pass --force to start over or --resume to continue an interrupted run "
+            "(run_lab(force=True) / run_lab(resume=True))")
+    with owned_folder(config.out, "lab", reuse=resume or force, hint=hint) as out:
+        if force:
+            # Only our own earlier results are removed (owned_folder refused anything else),
+            # each folder whole or not at all.
+            remove_folder_atomically(os.path.join(out, "steps"))
+            for kind in ("residual", "plain"):
+                remove_folder_atomically(os.path.join(out, "train", kind))
+        return Lab(config, progress).run(resume=resume)
