@@ -2,23 +2,52 @@
 
 import numpy as np
 
-from keras_resnet_lab._checks import positive_int
+from keras_resnet_lab._checks import (
+    finite_outputs,
+    keras_model,
+    labels,
+    positive_int,
+)
+from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_steps, plan_model, run_plan
 
 
-def check_data(model, data, max_examples=None):
-    """``data`` = ``(x, y)`` as float32 images matching ``model``'s input and int labels."""
+def check_model(model, name="model"):
+    """``model`` if it is a functional Keras model with blocks ``stage{s}_block{b}``, else a
+    ValueError (an analysis of a model without blocks would return an empty result)."""
+    keras_model(name, model)
+    blocks(model)
+    return model
+
+
+def check_data(model, data, max_examples=None, labels_used=True):
+    """``data`` = ``(x, y)`` as float32 images matching ``model``'s input and int labels.
+
+    The model must be a chain with blocks (:func:`check_model`) whose outputs on the first
+    images are finite. Labels are one class index per image (or one-hot rows); with
+    ``labels_used`` they must be whole numbers in ``[0, classes)`` (fractional or
+    out-of-range labels are refused, not truncated); without, only their count is checked.
+    """
+    check_model(model)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError("`data` must be a pair (x, y) of arrays (images, integer labels), got "
                          f"{type(data).__name__}.")
-    x, y = np.asarray(data[0], dtype=np.float32), np.asarray(data[1])
-    if y.ndim == 2:
-        y = y.argmax(axis=-1)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values: refused below
+            x = np.asarray(data[0], dtype=np.float32)
+        y = np.asarray(data[1])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`data` must be a pair (x, y) of numeric arrays: {error}") from None
     expected = tuple(model.inputs[0].shape[1:])
     if x.ndim != len(expected) + 1 or any(
             e is not None and e != g for e, g in zip(expected, x.shape[1:])):
         raise ValueError(f"`data` images must have shape (n, {', '.join(map(str, expected))}) "
                          f"to match model '{model.name}', got {x.shape}.")
+    classes = model.outputs[0].shape[-1]
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2 and y.shape[1] == classes and y.dtype != object:
+        y = y.argmax(axis=-1)
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"`data` labels must be one integer per image ({len(x)}), got shape "
                          f"{y.shape}.")
@@ -26,20 +55,30 @@ def check_data(model, data, max_examples=None):
         raise ValueError("`data` is empty.")
     if not np.all(np.isfinite(x)):
         raise ValueError("`data` images contain NaN or infinite values.")
+    if labels_used:
+        y = labels("data", y, classes)
     if max_examples is not None:
         max_examples = positive_int("max_examples", max_examples)
         x, y = x[:max_examples], y[:max_examples]
     check_finite_outputs(model, x[:8])
-    return x, y.astype(np.int64)
+    return x, (y if labels_used else np.zeros(len(x), np.int64))
+
+
+def images_or_pair(data):
+    """``data`` as an ``(x, y)`` pair: images alone get placeholder labels (for the analyses
+    that do not use labels; :func:`check_data` with ``labels_used=False``)."""
+    if isinstance(data, (tuple, list)):
+        return data
+    if data is None or isinstance(data, (str, bytes, dict, set)) or not hasattr(data, "__len__"):
+        raise ValueError("`data` must be images (an array) or a pair (x, y) of arrays, got "
+                         f"{type(data).__name__}.")
+    return data, np.zeros(len(data), dtype=np.int64)
 
 
 def check_finite_outputs(model, x):
     """Refuse a model whose outputs on ``x`` are NaN or infinite (diverged or corrupt weights):
     every number an analysis would report from it would be meaningless."""
-    out = np.asarray(model(x, training=False))
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"model '{model.name}' outputs are not finite (NaN or inf) on the "
-                         "data: its weights diverged or are corrupt; analyses refuse it.")
+    finite_outputs(model, x)
 
 
 def outputs_are_probabilities(model):

@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from keras_resnet_lab.analysis._common import batches, check_data, progress
+from keras_resnet_lab._checks import boolean, positive_int
+from keras_resnet_lab.analysis._common import batches, check_data, images_or_pair, progress
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
 
@@ -238,9 +239,9 @@ def estimation_errors(model, data, *, batch_size=128, max_examples=None, progres
         >>> result.normalized_std  # falls block after block inside each stage
         >>> result.plot("estimation.png")
     """
-    if not isinstance(data, (tuple, list)):
-        data = (data, np.zeros(len(np.asarray(data)), dtype=np.int64))
-    x, _ = check_data(model, data, max_examples)
+    batch_size = positive_int("batch_size", batch_size)
+    progress_bar = boolean("progress_bar", progress_bar)
+    x, _ = check_data(model, images_or_pair(data), max_examples, labels_used=False)
     steps = chain_steps(model)
     block_steps = [s for s in steps if s.block is not None]
     if not block_steps:

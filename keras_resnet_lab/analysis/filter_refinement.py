@@ -26,8 +26,15 @@ import dataclasses
 
 import numpy as np
 
-from keras_resnet_lab._checks import one_of, positive_int
-from keras_resnet_lab.analysis._common import batches, check_data, progress
+from keras_resnet_lab._checks import boolean, count, int_list, one_of, positive_int
+from keras_resnet_lab._checks import seed as seed_check
+from keras_resnet_lab.analysis._common import (
+    batches,
+    check_data,
+    check_model,
+    images_or_pair,
+    progress,
+)
 from keras_resnet_lab.analysis.estimation import block_outputs
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.chain import blocks
@@ -240,15 +247,9 @@ def _consecutive_pairs(model, wanted):
     if wanted is None:
         wanted = sorted(by_stage)
     else:
-        if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool):
-            wanted = [wanted]
-        try:
-            wanted = list(wanted)
-        except TypeError:
-            raise ValueError(f"`stages` must be a stage number or a list of them, got "
-                             f"{wanted!r}.") from None
-        bad = [s for s in wanted if isinstance(s, bool) or s not in by_stage]
-        if bad or not wanted:
+        wanted = int_list("stages", wanted, 1)
+        bad = [s for s in wanted if s not in by_stage]
+        if bad:
             raise ValueError(f"`stages` must list stages of '{model.name}' "
                              f"(one of {sorted(by_stage)}), got {wanted!r}.")
     pairs = []
@@ -391,12 +392,15 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
         True
         >>> result.plot("filter_refinement.png")
     """
+    check_model(model)
     method = one_of("method", method, METHODS)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
-    seed = int(seed)
+    seed = seed_check("seed", seed)
+    batch_size = positive_int("batch_size", batch_size)
+    progress_bar = boolean("progress_bar", progress_bar)
+    if max_examples is not None:
+        max_examples = positive_int("max_examples", max_examples)
     if random_pairs is not None:
-        random_pairs = positive_int("random_pairs", random_pairs)
+        random_pairs = count("random_pairs", random_pairs)
     if channels is not None:
         channels = positive_int("channels", channels)
         if channels < 2:
@@ -410,9 +414,7 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
         if data is None:
             raise ValueError("`data` (images, or (images, labels)) is needed with "
                              "method='activations'.")
-        if not isinstance(data, (tuple, list)):
-            data = (data, np.zeros(len(np.asarray(data)), dtype=np.int64))
-        x, _ = check_data(model, data, max_examples)
+        x, _ = check_data(model, images_or_pair(data), max_examples, labels_used=False)
         n_examples = len(x)
         correlations = [_activation_correlations(m, x, pairs, order, channels, batch_size,
                                                  progress_bar) for m in models]

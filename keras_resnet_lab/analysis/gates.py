@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_resnet_lab._checks import number_in
+from keras_resnet_lab._checks import boolean, number_in, positive_int, sequence
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
@@ -200,8 +200,9 @@ def gate_lesions(model, data, names, *, batch_size=256, progress_bar=True):
     Example:
         >>> intact, lesioned = gate_lesions(model, (x, y), ["stage1_block3"])
     """
-    if isinstance(names, str):
-        names = [names]
+    names = sequence("names", names, single=lambda v: isinstance(v, str))
+    batch_size = positive_int("batch_size", batch_size)
+    progress_bar = boolean("progress_bar", progress_bar)
     gated = {b.name for b in gate_blocks(model)}
     missing = [n for n in names if n not in gated]
     if missing:
@@ -275,6 +276,9 @@ def gate_statistics(model, data, *, gate_threshold=GATE_THRESHOLD,
     gate_threshold = number_in("gate_threshold", gate_threshold, 0.0, 1.0, low_open=True,
                                high_open=True)
     idle_error_increase = number_in("idle_error_increase", idle_error_increase, 0.0, 1.0)
+    lesions = boolean("lesions", lesions)
+    batch_size = positive_int("batch_size", batch_size)
+    progress_bar = boolean("progress_bar", progress_bar)
     gated = gate_blocks(model)
     x, y = check_data(model, data, max_examples)
     names = [b.name for b in gated]

@@ -30,7 +30,15 @@ import math
 
 import numpy as np
 
-from keras_resnet_lab._checks import number_in, positive_int
+from keras_resnet_lab._checks import (
+    boolean,
+    count,
+    int_list,
+    memory_bytes,
+    number_in,
+    positive_int,
+)
+from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.analysis.results import Result
 
 #: Shortcut lengths of Li et al.'s figure.
@@ -76,7 +84,9 @@ def linear_regression_data(dim=3, n_examples=256, seed=0, noise=0.0):
         raise ValueError(f"`n_examples` must be >= dim ({dim}) to whiten the inputs, got "
                          f"{n_examples}.")
     noise = number_in("noise", noise, 0.0)
-    rng = np.random.default_rng(int(seed))
+    memory_bytes("the regression data", 8 * 3 * n_examples * dim,
+                 arguments={"n_examples": n_examples, "dim": dim})
+    rng = np.random.default_rng(seed_check("seed", seed))
     x = rng.normal(size=(n_examples, dim))
     # Exact whitening: x <- x S^{-1/2} with S = x.T x / m (symmetric inverse square root).
     values, vectors = np.linalg.eigh(x.T @ x / n_examples)
@@ -522,24 +532,37 @@ def zero_init_hessian(shortcuts=SHORTCUTS, max_depth=32, *, dim=3, n_examples=25
     """
     from keras_resnet_lab.analysis._common import progress
 
-    if isinstance(shortcuts, (int, np.integer)):
-        shortcuts = (shortcuts,)
-    shortcuts = [positive_int("shortcuts", n) for n in shortcuts]
-    if not shortcuts:
-        raise ValueError("`shortcuts` must list at least one shortcut length, got [].")
-    max_depth = positive_int("max_depth", max_depth)
+    shortcuts = [count("shortcuts", n) for n in int_list("shortcuts", shortcuts)]
+    max_depth = count("max_depth", max_depth)
     if max_depth < max(shortcuts):
-        raise ValueError(f"`max_depth` must be >= the longest shortcut {max(shortcuts)}, got "
-                         f"{max_depth}.")
+        raise ValueError(f"`max_depth` must be >= the longest of `shortcuts` ({max(shortcuts)}), "
+                         f"got {max_depth}.")
     dim = positive_int("dim", dim)
+    seed = seed_check("seed", seed)
+    noise = number_in("noise", noise, 0.0)
+    rtol = number_in("rtol", rtol, 0.0)
+    atol = number_in("atol", atol, 0.0)
+    progress_bar = boolean("progress_bar", progress_bar)
+    if autodiff_depth is not None:
+        autodiff_depth = count("autodiff_depth", autodiff_depth)
+    # The Hessian of the deepest network has (depth * dim^2)^2 entries; its computation holds
+    # a few float64 arrays of that size.
+    parameters = max(max_depth, autodiff_depth or 0) * dim * dim
+    memory_bytes("the Hessian of the deepest network", 8 * 4 * parameters ** 2,
+                 f"({parameters:,} weights, float64)",
+                 {"max_depth": max_depth, "dim": dim, "autodiff_depth": autodiff_depth})
     if data is None:
         x, y = linear_regression_data(dim, n_examples, seed, noise)
     else:
         if not isinstance(data, (tuple, list)) or len(data) != 2:
             raise ValueError("`data` must be None or a pair (x, y) of (m, dim) arrays, got "
                              f"{type(data).__name__}.")
-        x, y = (np.asarray(a, dtype=np.float64) for a in data)
-        _check(np.zeros((1, 1, dim, dim)), x, y)
+        try:
+            x, y = (np.asarray(a, dtype=np.float64) for a in data)
+            _check(np.zeros((1, 1, dim, dim)), x, y)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"`data` must be a pair (x, y) of finite (m, {dim}) arrays: "
+                             f"{error}") from None
     second, cross = _statistics(x, y)
     singular = np.linalg.svd(second - cross, compute_uv=False)
     keys = [str(n) for n in shortcuts]

@@ -11,7 +11,15 @@ from typing import Optional
 
 import numpy as np
 
-from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab._checks import (
+    boolean,
+    count,
+    int_list,
+    keras_model,
+    one_of,
+    positive_int,
+)
+from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.analysis._common import check_data, evaluate_plans
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.chain import blocks
@@ -195,7 +203,16 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=5, swap_
         >>> result.plot("lesion.png")
     """
     method = one_of("method", method, METHODS)
-    draws = positive_int("draws", draws)
+    draws = count("draws", draws)
+    seed = seed_check("seed", seed)
+    batch_size = positive_int("batch_size", batch_size)
+    progress = boolean("progress", progress)
+    if plain_model is not None:
+        keras_model("plain_model", plain_model)
+    if k_values is not None:
+        k_values = int_list("k_values", k_values, 1)
+    if swap_counts is not None:
+        swap_counts = int_list("swap_counts", swap_counts, 1, allow_empty=True)
     x, y = check_data(model, data, max_examples)
     steps = chain_steps(model)
     names = [s.name for s in steps if s.block is not None]
@@ -205,14 +222,13 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=5, swap_
     n = len(names)
     if k_values is None:
         k_values = range(1, n + 1)
-    k_values = [positive_int("k_values", k) for k in k_values]
     if any(k > n for k in k_values):
         raise ValueError(f"`k_values` must lie in [1, {n}] (the model has {n} blocks), got "
                          f"{k_values!r}.")
     movable = sum(1 for s in steps if s.block is not None and s.input_shape == s.output_shape)
     if swap_counts is None:
         swap_counts = range(1, max(movable, 1) + 1)
-    swap_counts = [positive_int("swap_counts", s) for s in swap_counts]
+    swap_counts = [count("swap_counts", s) for s in swap_counts]
 
     rng = np.random.default_rng(seed)
     plans, labels = [], []

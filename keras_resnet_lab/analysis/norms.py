@@ -20,7 +20,7 @@ import math
 import keras
 import numpy as np
 
-from keras_resnet_lab._checks import number_in, positive_int
+from keras_resnet_lab._checks import boolean, number_in, positive_int
 from keras_resnet_lab.analysis._common import batches, progress
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
@@ -139,8 +139,13 @@ def hidden_states(model, x, *, expand_stacks=True, training=False):
 
 
 def _check_inputs(model, x):
-    x = np.asarray(x[0] if isinstance(x, tuple) and len(x) == 2 else x,
-                   dtype=np.float32)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values: refused below
+            x = np.asarray(x[0] if isinstance(x, tuple) and len(x) == 2 else x,
+                           dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`x` must be a numeric array of inputs, got {type(x).__name__}: "
+                         f"{error}") from None
     if isinstance(model, keras.Model):
         expected = tuple(model.inputs[0].shape[1:])
         name = f"model '{model.name}'"
@@ -197,6 +202,10 @@ def norm_growth(model, x, *, expand_stacks=True, training=False, batch_size=256,
     if not isinstance(model, keras.Model) and not hasattr(model, "step_outputs"):
         raise ValueError("`model` must be a chain keras.Model or a stack layer with "
                          f"`step_outputs`, got {type(model).__name__}.")
+    expand_stacks = boolean("expand_stacks", expand_stacks)
+    training = boolean("training", training)
+    batch_size = positive_int("batch_size", batch_size)
+    progress_bar = boolean("progress_bar", progress_bar)
     x = _check_inputs(model, x)
     if max_examples is not None:
         x = x[:positive_int("max_examples", max_examples)]

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from keras_resnet_lab._checks import number_in, one_of, positive_int
+from keras_resnet_lab._checks import boolean, count, int_list, number_in, one_of, positive_int
+from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
@@ -83,8 +84,8 @@ def path_lengths(n_blocks, branches=1):
         >>> path_lengths(2, branches=4).counts  # 25 = 5**2 paths
         [1, 8, 16]
     """
-    n = positive_int("n_blocks", n_blocks)
-    k = positive_int("branches", branches)
+    n = count("n_blocks", n_blocks)
+    k = count("branches", branches)
     counts = [math.comb(n, j) * k ** j for j in range(n + 1)]
     total = (k + 1) ** n
     return PathLengthDistribution(n, counts, [c / total for c in counts], k)
@@ -265,9 +266,15 @@ def path_gradients(model, data, samples_per_length=32, *, lengths=None, quantity
         >>> result = path_gradients(model, (x_test, y_test), samples_per_length=64)
         >>> result.effective_range
     """
-    samples = positive_int("samples_per_length", samples_per_length)
+    samples = count("samples_per_length", samples_per_length)
     quantity = one_of("quantity", quantity, QUANTITIES)
     mass = number_in("effective_mass", effective_mass, 0.0, 1.0, low_open=True)
+    batched = boolean("batched", batched)
+    batch_size = positive_int("batch_size", batch_size)
+    seed = seed_check("seed", seed)
+    progress_bar = boolean("progress_bar", progress_bar)
+    if lengths is not None:
+        lengths = int_list("lengths", lengths, 0)
     x, y = check_data(model, data)
     block_steps = [s for s in chain_steps(model) if s.block is not None]
     for step in block_steps:
@@ -277,7 +284,7 @@ def path_gradients(model, data, samples_per_length=32, *, lengths=None, quantity
     n = len(block_steps)
     if lengths is None:
         lengths = list(range(n + 1))
-    lengths = sorted(set(int(k) for k in lengths))
+    lengths = sorted(set(lengths))
     if any(k < 0 or k > n for k in lengths):
         raise ValueError(f"`lengths` must lie in [0, {n}], got {lengths!r}.")
     rng = np.random.default_rng(seed)

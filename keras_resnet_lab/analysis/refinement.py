@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_resnet_lab._checks import positive_int
+from keras_resnet_lab._checks import boolean, count, positive_int
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
@@ -156,9 +156,10 @@ def refinement(model, data, *, batch_size=128, repeat_times=2, lesions=True, max
         >>> result = refinement(model, (x_test, y_test))
         >>> result.cos_neg_grad  # positive: each branch moves h down the loss
     """
-    repeat_times = positive_int("repeat_times", repeat_times)
-    if repeat_times < 2:
-        raise ValueError(f"`repeat_times` must be >= 2, got {repeat_times!r}.")
+    repeat_times = count("repeat_times", repeat_times, minimum=2)
+    batch_size = positive_int("batch_size", batch_size)
+    lesions = boolean("lesions", lesions)
+    progress_bar = boolean("progress_bar", progress_bar)
     x, y = check_data(model, data, max_examples)
     steps = chain_steps(model)
     block_steps = [s for s in steps if s.block is not None]

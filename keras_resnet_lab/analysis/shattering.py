@@ -16,13 +16,39 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab._checks import (
+    MAX_COUNT,
+    boolean,
+    count,
+    int_list,
+    integer,
+    memory,
+    number_in,
+    one_of,
+    positive_int,
+    sequence,
+)
+from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.layers.looks_linear import CReLU, LooksLinear, crelu  # noqa: F401
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.chain import block_name
 
 KINDS = ("plain", "plain_bn", "residual", "residual_bn", "looks_linear")
+
+#: The most inputs on the line (256 in the paper).
+MAX_POINTS = 1_000_000
+
+
+def _check_range(input_range):
+    """``input_range`` as ``(low, high)``: finite numbers with low < high."""
+    values = sequence("input_range", input_range)
+    if len(values) != 2:
+        raise ValueError(f"`input_range` must be a pair (low, high), got {input_range!r}.")
+    lo, hi = (number_in("input_range", v) for v in values)
+    if not lo < hi:
+        raise ValueError(f"`input_range` must be (low, high) with low < high, got {input_range}.")
+    return lo, hi
 
 
 
@@ -51,11 +77,15 @@ def shattering_network(depth, kind="plain", *, width=200, input_dim=1, seed=0):
     Example:
         >>> net = shattering_network(12, "residual_bn")
     """
-    depth = positive_int("depth", depth)
+    depth = count("depth", depth)
     kind = one_of("kind", kind, KINDS)
     width = positive_int("width", width)
-    noise = keras.random.SeedGenerator(int(seed))
-    inputs = keras.Input((positive_int("input_dim", input_dim),), name="input")
+    input_dim = positive_int("input_dim", input_dim)
+    fan = 2 * width if kind == "looks_linear" else width
+    memory(f"shattering network {kind}{depth}", (input_dim + 2) * width + 2 * depth * fan * width,
+           (2 * depth + 2) * fan, {"depth": depth, "width": width, "input_dim": input_dim})
+    noise = keras.random.SeedGenerator(seed_check("seed", seed))
+    inputs = keras.Input((input_dim,), name="input")
     stem_init = keras.initializers.Orthogonal(seed=noise) if kind == "looks_linear" else (
         keras.initializers.HeNormal(seed=noise))
     x = keras.layers.Dense(width, kernel_initializer=stem_init, name="stem_dense",
@@ -116,10 +146,9 @@ def line_inputs(n_points=256, input_range=(-2.0, 2.0), input_dim=1, direction=No
     Example:
         >>> points, u = line_inputs(256, (-2.0, 2.0))
     """
-    n_points = positive_int("n_points", n_points)
-    lo, hi = (float(v) for v in input_range)
-    if not lo < hi:
-        raise ValueError(f"`input_range` must be (low, high) with low < high, got {input_range}.")
+    n_points = integer("n_points", n_points, 2, MAX_POINTS, what="points on the line")
+    input_dim = positive_int("input_dim", input_dim)
+    lo, hi = _check_range(input_range)
     if direction is None:
         direction = np.ones(input_dim) / np.sqrt(input_dim)
     direction = np.asarray(direction, dtype=np.float64).reshape(-1)
@@ -273,7 +302,16 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
     """
     from keras_resnet_lab.analysis._common import progress
 
-    seeds = positive_int("seeds", seeds)
+    seeds = count("seeds", seeds)
+    progress_bar = boolean("progress_bar", progress_bar)
+    n_points = integer("n_points", n_points, 2, MAX_POINTS, what="points on the line")
+    width = positive_int("width", width)
+    max_lag = positive_int("max_lag", max_lag)
+    _check_range(input_range)
+    kinds = [k if model_or_builder is not None else one_of("kinds", k, KINDS)
+             for k in sequence("kinds", kinds, single=lambda v: isinstance(v, str))]
+    depths = int_list("depths", depths, 1, MAX_COUNT,
+                      what="at most MAX_COUNT blocks, keras_resnet_lab._checks.MAX_COUNT")
     layers_per_block = 2
     if isinstance(model_or_builder, keras.Model):
         model = model_or_builder
@@ -283,7 +321,6 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
         def build(kind, depth, seed):
             return model
     elif model_or_builder is None:
-        kinds = [one_of("kinds", k, KINDS) for k in kinds]
 
         def build(kind, depth, seed):
             return shattering_network(depth, kind, width=width, seed=seed)
@@ -292,7 +329,6 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
     else:
         raise ValueError("`model_or_builder` must be None, a keras.Model or a callable "
                          f"builder(kind, depth, seed), got {type(model_or_builder).__name__}.")
-    depths = [positive_int("depths", d) for d in depths]
     lag1, lag1_std, acf, examples = {}, {}, {}, {}
     bar = progress(total=len(kinds) * len(depths) * seeds, desc="shattering",
                    enabled=progress_bar)

@@ -10,7 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_resnet_lab.analysis._common import batches, check_data, progress
+from keras_resnet_lab._checks import boolean, positive_int
+from keras_resnet_lab.analysis._common import batches, check_data, images_or_pair, progress
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
 
@@ -118,9 +119,10 @@ def block_similarity(model, data, *, max_examples=500, include_stem=True, batch_
         >>> result.within_stage > result.across_stages
         True
     """
-    if not isinstance(data, (tuple, list)):
-        data = (data, np.zeros(len(data), dtype=np.int64))
-    x, _ = check_data(model, data, max_examples)
+    include_stem = boolean("include_stem", include_stem)
+    batch_size = positive_int("batch_size", batch_size)
+    progress_bar = boolean("progress_bar", progress_bar)
+    x, _ = check_data(model, images_or_pair(data), max_examples, labels_used=False)
     steps = chain_steps(model)
     names, stages, outputs = [], [], []
     block_seen = False

@@ -13,7 +13,17 @@ import zlib
 import keras
 from keras import ops
 
-from keras_resnet_lab._checks import number_in, one_of, positive_int
+from keras_resnet_lab._checks import (
+    INT32_MAX,
+    boolean,
+    is_int,
+    keras_object,
+    memory,
+    number_in,
+    one_of,
+    positive_int,
+)
+from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.layers.batch_norm import FusedBatchNormalization
 from keras_resnet_lab.layers.drop_path import drop_path
 
@@ -56,12 +66,12 @@ class BlockBase(keras.layers.Layer):
                  learnable_scale=False, learnable_scale_init=0.0, avg_down=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int("filters", filters)
-        self.strides = positive_int("strides", strides)
+        self.strides = positive_int("strides", strides, INT32_MAX, "TensorFlow's int32 sizes")
         self.form = one_of("form", form, FORMS)
         if self.form == "dense" and self.strides != 1:
             raise ValueError(f"`strides` must be 1 for form='dense', got {strides!r}.")
         self.shortcut_type = one_of("shortcut", shortcut, SHORTCUTS)
-        self.plain = bool(plain)
+        self.plain = boolean("plain", plain)
         self.residual_scale = number_in("residual_scale", residual_scale, 0.0, 1.0, low_open=True)
         self.drop_path_rate = number_in("drop_path_rate", drop_path_rate, 0.0, 1.0,
                                         high_open=True)
@@ -71,17 +81,19 @@ class BlockBase(keras.layers.Layer):
         self.normalization = one_of("normalization", normalization, NORMALIZATIONS)
         self.bn_momentum = number_in("bn_momentum", bn_momentum, 0.0, 1.0)
         self.bn_epsilon = number_in("bn_epsilon", bn_epsilon, 0.0, None, low_open=True)
-        self.use_bias = bool(use_bias)
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.seed = seed
-        self.learnable_scale = bool(learnable_scale)
+        self.use_bias = boolean("use_bias", use_bias)
+        self.activation = keras_object("activation", activation, keras.activations.get)
+        self.kernel_initializer = keras_object("kernel_initializer", kernel_initializer,
+                                               keras.initializers.get, allow_none=False)
+        self.kernel_regularizer = keras_object("kernel_regularizer", kernel_regularizer,
+                                               keras.regularizers.get)
+        self.seed = seed_check("seed", seed, allow_none=True)
+        self.learnable_scale = boolean("learnable_scale", learnable_scale)
         self.learnable_scale_init = number_in("learnable_scale_init", learnable_scale_init)
         if self.learnable_scale and self.plain:
             raise ValueError("`learnable_scale` needs a shortcut; a plain block (plain=True) "
                              "would start as a zero function.")
-        self.avg_down = bool(avg_down)
+        self.avg_down = boolean("avg_down", avg_down)
         self.alpha = None
         self._noise = keras.random.SeedGenerator(seed) if self.drop_path_rate > 0 else None
         self.input_channels = None
@@ -129,7 +141,7 @@ class BlockBase(keras.layers.Layer):
         """
         init = self.kernel_initializer
         seed = getattr(init, "seed", None)
-        if name is None or isinstance(seed, bool) or not isinstance(seed, int):
+        if name is None or not is_int(seed):
             return init  # deterministic (zeros, ...) or a SeedGenerator: new values per call
         config = init.get_config()
         config["seed"] = (seed + zlib.crc32(name.encode("utf-8"))) % (2 ** 31)
@@ -282,6 +294,48 @@ class BlockBase(keras.layers.Layer):
         """Computation after the addition (v1's activation)."""
         return y
 
+    # -- size estimate (the memory guard) ---------------------------------------------------
+    def _kernels(self, in_channels):
+        """``[(in, out, kernel_size, groups), ...]``: the branch's convolutions (or dense
+        layers) on ``in_channels`` inputs, for :meth:`estimate_size`."""
+        raise NotImplementedError
+
+    #: Block arguments the memory guard's message lists (those that set the size).
+    _size_arguments = ("filters", "kernel_size")
+
+    def estimate_size(self, input_shape):
+        """Estimated ``(parameters, activations)`` of the block on inputs of ``input_shape``
+        (no batch axis; activation values for one example), from the arguments alone.
+
+        Nothing is built: :meth:`build` and the network builders check the estimate with
+        :func:`keras_resnet_lab._checks.memory` before allocating any weight. Sizes left open
+        (None) count as 1.
+
+        Example:
+            >>> ResidualBlock(64).estimate_size((8, 8, 64))  # two 3x3 convolutions
+            (74240, 20480)
+        """
+        input_shape = tuple(input_shape)
+        in_channels = int(input_shape[-1])
+        output = self.compute_output_shape((1,) + input_shape)[1:]
+        positions = math.prod(1 if d is None else int(d) for d in output[:-1])
+        parameters = 0
+        activations = math.prod(1 if d is None else int(d) for d in input_shape)
+        kernels = list(self._kernels(in_channels))
+        if self._needs_projection(in_channels):
+            kernels.append((in_channels, self.filters, 1, 1))
+        for cin, cout, kernel, groups in kernels:
+            spatial = kernel * kernel if self.form == "conv" else 1
+            parameters += spatial * cin * cout // groups + 4 * cout  # kernel; norm or bias
+            activations += 2 * positions * cout  # the output and its normalized copy
+        return parameters, activations * getattr(self, "steps", 1)
+
+    def _check_memory(self, input_shape):
+        parameters, activations = self.estimate_size(input_shape)
+        arguments = {a: getattr(self, a) for a in self._size_arguments if hasattr(self, a)}
+        arguments["input channels"] = input_shape[-1]
+        memory(f"{type(self).__name__} '{self.name}'", parameters, activations, arguments)
+
     def build(self, input_shape):
         rank = 4 if self.form == "conv" else 2
         if len(input_shape) != rank or input_shape[-1] is None:
@@ -289,6 +343,7 @@ class BlockBase(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__} '{self.name}' (form={self.form!r}) expects "
                              f"inputs of shape {expected} with known channels, got "
                              f"{tuple(input_shape)}.")
+        self._check_memory(tuple(input_shape)[1:])
         self.input_channels = int(input_shape[-1])
         # Keras checks every later call against this: rank and channels, with a clear error.
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: self.input_channels})

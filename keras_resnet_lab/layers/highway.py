@@ -40,6 +40,10 @@ class HighwayBlock(BlockBase):
         self.kernel_size = positive_int("kernel_size", kernel_size)
         self.gate_bias = number_in("gate_bias", gate_bias)
 
+    def _kernels(self, in_channels):
+        kernel = (in_channels, self.filters, self.kernel_size, 1)
+        return [kernel] if self.plain else [kernel, kernel]
+
     def _build_branch(self, in_channels):
         k, s = self.kernel_size, self.strides
         self.transform_conv = self._make_conv(self.filters, k, s, name="transform_conv")

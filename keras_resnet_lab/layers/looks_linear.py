@@ -4,7 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_resnet_lab._checks import number_in
+from keras_resnet_lab._checks import is_int, number_in
+from keras_resnet_lab._checks import seed as seed_check
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet_lab")
@@ -63,6 +64,8 @@ class LooksLinear(keras.initializers.Initializer):
 
     def __init__(self, gain=1.0, seed=None):
         self.gain = number_in("gain", gain, 0.0, None, low_open=True)
+        if not isinstance(seed, keras.random.SeedGenerator):
+            seed = seed_check("seed", seed, allow_none=True)
         self.seed = seed
 
     def __call__(self, shape, dtype=None):
@@ -77,5 +80,5 @@ class LooksLinear(keras.initializers.Initializer):
         return ops.reshape(kernel, shape)
 
     def get_config(self):
-        seed = self.seed if isinstance(self.seed, int) else None
+        seed = self.seed if is_int(self.seed) else None
         return {"gain": self.gain, "seed": seed}

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_resnet_lab._checks import number_in, positive_int
+from keras_resnet_lab._checks import INT32_MAX, boolean, count, is_int, number_in, positive_int
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.layers.squeeze_excite import SqueezeExcite
 
@@ -54,24 +54,29 @@ class ResidualBlock(BlockBase):
                  width=1.0, groups=1, se_ratio=0.0, zero_init_residual=False, branches=1,
                  stride_in_1x1=False, dilation_rate=1, **kwargs):
         super().__init__(filters, strides=strides, **kwargs)
-        self.kernel_size = positive_int("kernel_size", kernel_size)
-        self.bottleneck = bool(bottleneck)
-        self.preact = bool(preact)
+        self.kernel_size = positive_int("kernel_size", kernel_size, INT32_MAX,
+                                        "TensorFlow's int32 sizes")
+        self.bottleneck = boolean("bottleneck", bottleneck)
+        self.preact = boolean("preact", preact)
         self.width = number_in("width", width, 0.0, None, low_open=True)
         self.groups = positive_int("groups", groups)
         self.se_ratio = number_in("se_ratio", se_ratio, 0.0, 1.0)
-        self.zero_init_residual = bool(zero_init_residual)
-        self.branches = positive_int("branches", branches)
-        self.stride_in_1x1 = bool(stride_in_1x1)
-        self.dilation_rate = positive_int("dilation_rate", dilation_rate)
+        self.zero_init_residual = boolean("zero_init_residual", zero_init_residual)
+        self.branches = count("branches", branches)
+        self.stride_in_1x1 = boolean("stride_in_1x1", stride_in_1x1)
+        self.dilation_rate = positive_int("dilation_rate", dilation_rate, INT32_MAX,
+                                          "TensorFlow's int32 sizes")
         if self.dilation_rate > 1 and (self.strides > 1 or self.form == "dense"):
             raise ValueError(f"`dilation_rate`={dilation_rate!r} needs strides=1 and "
                              f"form='conv' (got strides={self.strides}, form={self.form!r}).")
         if self.bottleneck and self.filters < 4:
             raise ValueError(f"`filters` must be >= 4 for a bottleneck block (inner width is "
                              f"filters // 4), got {filters!r}.")
-        self.inner_filters = max(1, int(round((self.filters // 4 if self.bottleneck
-                                               else self.filters) * self.width)))
+        inner = (self.filters // 4 if self.bottleneck else self.filters) * self.width
+        if inner > 2 ** 62:  # also an infinite product
+            raise ValueError(f"`width`={width!r} times {self.filters} filters gives an inner "
+                             f"width of {inner:.3g} channels; it must be below 2**62.")
+        self.inner_filters = max(1, int(round(inner)))
         if self.inner_filters % self.groups:
             raise ValueError(f"`groups`={self.groups} must divide the inner width "
                              f"{self.inner_filters} (filters={self.filters}, width={self.width}, "
@@ -90,6 +95,20 @@ class ResidualBlock(BlockBase):
 
     def _projection_normalized(self):
         return not self.preact
+
+    _size_arguments = ("filters", "kernel_size", "width", "groups", "branches")
+
+    def _kernels(self, in_channels):
+        kernels = []
+        for _ in range(self.branches):
+            channels = in_channels
+            for filters, kernel, _, groups in self._unit_specs():
+                kernels.append((channels, filters, kernel, groups))
+                channels = filters
+            if self.se_ratio > 0:
+                hidden = max(1, int(round(self.filters * self.se_ratio)))
+                kernels += [(self.filters, hidden, 1, 1), (hidden, self.filters, 1, 1)]
+        return kernels
 
     def _build_branch(self, in_channels):
         # Flat lists (branch after branch): Keras saves flat lists of layers reliably.
@@ -134,11 +153,10 @@ class ResidualBlock(BlockBase):
 
     def branch(self, x, index=0, training=False):
         """Branch ``F_index(x)`` alone (unscaled); ``index`` < ``branches``."""
-        if isinstance(index, bool) or not isinstance(index, int) or not (
-                0 <= index < self.branches):
+        if not is_int(index) or not 0 <= index < self.branches:
             raise ValueError(f"`index` must be in [0, {self.branches}), got {index!r}.")
         self._ensure_built(x)
-        return self._one_branch(index, self._preactivate(x, training), training)
+        return self._one_branch(int(index), self._preactivate(x, training), training)
 
     def _one_branch(self, b, h, training):
         convs, norms, se = self.branch_layers(b)

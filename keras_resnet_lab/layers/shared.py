@@ -10,7 +10,14 @@ separate gamma/beta per step, and gamma initialized to 0.1.
 
 import keras
 
-from keras_resnet_lab._checks import number_in, positive_int
+from keras_resnet_lab._checks import (
+    boolean,
+    count,
+    is_int,
+    number_in,
+    positive_int,
+    same,
+)
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.layers.drop_path import drop_path
 
@@ -60,19 +67,19 @@ class SharedResidualStack(BlockBase):
     def __init__(self, filters, steps=2, norm_per_step=True, gamma_init=0.1, kernel_size=3,
                  **kwargs):
         for argument, allowed in (("strides", 1), ("plain", False)):
-            if argument in kwargs and kwargs[argument] != allowed:
+            if argument in kwargs and not same(kwargs[argument], allowed):
                 raise ValueError(f"`{argument}` must be {allowed!r} for a SharedResidualStack "
                                  f"(every step keeps the shape and adds to its input), got "
                                  f"{kwargs[argument]!r}.")
-        if kwargs.get("shortcut", "B") == "C":
+        if same(kwargs.get("shortcut", "B"), "C"):
             raise ValueError("`shortcut` must be 'A' or 'B' for a SharedResidualStack (every "
                              "step's shortcut is the identity); got 'C'.")
-        if kwargs.get("avg_down"):
+        if boolean("avg_down", kwargs.get("avg_down", False)):
             raise ValueError("`avg_down` must be False for a SharedResidualStack (it never "
                              "downsamples).")
         super().__init__(filters, **kwargs)
-        self.steps = positive_int("steps", steps)
-        self.norm_per_step = bool(norm_per_step)
+        self.steps = count("steps", steps)
+        self.norm_per_step = boolean("norm_per_step", norm_per_step)
         self.gamma_init = number_in("gamma_init", gamma_init, 0.0, None, low_open=True)
         self.kernel_size = positive_int("kernel_size", kernel_size)
 
@@ -84,6 +91,11 @@ class SharedResidualStack(BlockBase):
                 f"must have `filters`={self.filters} channels, got {in_channels}; put a "
                 "projecting block (or a 1x1 convolution) in front of it.")
         super()._build_shortcut(in_channels)
+
+    _size_arguments = ("filters", "kernel_size", "steps")
+
+    def _kernels(self, in_channels):
+        return [(self.filters, self.filters, self.kernel_size, 1)] * 2
 
     def _build_branch(self, in_channels):
         gamma = keras.initializers.Constant(self.gamma_init)
@@ -118,7 +130,7 @@ class SharedResidualStack(BlockBase):
         return self.norms[2 * j], self.norms[2 * j + 1]
 
     def _check_step(self, step):
-        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < self.steps:
+        if not is_int(step) or not 0 <= step < self.steps:
             raise ValueError(f"`step` must be an int in [0, {self.steps}), got {step!r}.")
 
     # -- computation -------------------------------------------------------------------

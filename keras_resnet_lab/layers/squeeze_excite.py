@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_resnet_lab._checks import number_in
+from keras_resnet_lab._checks import keras_object, number_in
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet_lab")
@@ -19,8 +19,9 @@ class SqueezeExcite(keras.layers.Layer):
 
     def __init__(self, ratio=0.25, kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
-        self.ratio = number_in("se_ratio", ratio, 0.0, 1.0, low_open=True)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.ratio = number_in("ratio", ratio, 0.0, 1.0, low_open=True)
+        self.kernel_initializer = keras_object("kernel_initializer", kernel_initializer,
+                                               keras.initializers.get, allow_none=False)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])

@@ -9,6 +9,7 @@ import re
 
 import keras
 
+from keras_resnet_lab._checks import is_int
 from keras_resnet_lab.layers.base import BlockBase
 
 #: ``stage{s}_block{b}``, or ``stage{s}_block{b}_{k}`` for the k-th block inserted after it.
@@ -50,6 +51,8 @@ def blocks(model):
         >>> [b.name for b in blocks(cifar_resnet(20))][:2]
         ['stage1_block1', 'stage1_block2']
     """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model, got {type(model).__name__}.")
     found = []
     for layer in model.layers:
         match = BLOCK_NAME.match(layer.name)
@@ -74,11 +77,10 @@ def find_block(model, block):
                 return info
         names = ", ".join(info.name for info in chain)
         raise ValueError(f"unknown block {block!r}; the blocks of '{model.name}' are: {names}.")
-    if isinstance(block, bool) or not isinstance(block, int) or not -len(chain) <= block < len(
-            chain):
-        raise ValueError(f"block index must be an int in [{-len(chain)}, {len(chain)}), "
-                         f"got {block!r}.")
-    return chain[block]
+    if not is_int(block) or not -len(chain) <= block < len(chain):
+        raise ValueError(f"`block` must be a block name or an int index in [{-len(chain)}, "
+                         f"{len(chain)}) (block index), got {block!r}.")
+    return chain[int(block)]
 
 
 def stages(model):

@@ -1,9 +1,18 @@
 """CIFAR-style networks: ResNet-(6n+2), wide, highway and multi-residual, and plain twins."""
 
-from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab._checks import (
+    MAX_COUNT,
+    boolean,
+    count,
+    is_int,
+    one_of,
+    positive_int,
+    sequence,
+    text_or,
+)
 from keras_resnet_lab.layers.highway import HighwayBlock
 from keras_resnet_lab.layers.residual import MultiResidualBlock, ResidualBlock
-from keras_resnet_lab.models.builder import Stage, build_network, conv_stem
+from keras_resnet_lab.models.builder import Stage, build_network, conv_stem, size_arguments
 
 BLOCKS = {"residual": ResidualBlock, "multi_residual": MultiResidualBlock,
           "highway": HighwayBlock}
@@ -31,28 +40,49 @@ def cifar_network(blocks_per_stage, *, block="residual", widths=(16, 32, 64), pr
         >>> model = cifar_network(3, block="highway", gate_bias=-2.0, name="highway20")
     """
     block_class = BLOCKS[one_of("block", block, tuple(BLOCKS))]
-    widths = tuple(positive_int("widths", w) for w in widths)
-    counts = blocks_per_stage
-    if isinstance(counts, int):
-        counts = (counts,) * len(widths)
+    widths = tuple(positive_int("widths", w) for w in sequence("widths", widths))
+    counts = sequence("blocks_per_stage", blocks_per_stage, single=is_int)
+    if len(counts) == 1 and is_int(blocks_per_stage):
+        counts = counts * len(widths)
     if len(counts) != len(widths):
         raise ValueError(f"`blocks_per_stage` needs one count per stage ({len(widths)}), "
                          f"got {blocks_per_stage!r}.")
-    stages = [Stage(w, positive_int("blocks_per_stage", n), 1 if i == 0 else 2)
-              for i, (w, n) in enumerate(zip(widths, counts))]
-    kwargs = dict(plain=plain)
+    counts = [count("blocks_per_stage", n) for n in counts]
+    if sum(counts) > MAX_COUNT:
+        raise ValueError(f"`blocks_per_stage`={blocks_per_stage!r} gives {sum(counts):,} blocks, "
+                         f"more than the limit of {MAX_COUNT:,} (keras_resnet_lab._checks."
+                         "MAX_COUNT; more would take hours to build).")
+    stages = [Stage(w, n, 1 if i == 0 else 2) for i, (w, n) in enumerate(zip(widths, counts))]
+    preact = boolean("preact", preact)
+    kwargs = dict(plain=boolean("plain", plain))
     if preact:
         if block_class is HighwayBlock:
             raise ValueError("`preact` applies to residual blocks, not block='highway'.")
         kwargs["preact"] = True
     kwargs.update(block_kwargs)
-    stem = conv_stem(positive_int("stem_width", stem_width or widths[0]), 3, 1,
-                     norm=not preact)
-    return build_network(stem, stages, block_class, kwargs, input_shape=input_shape,
-                         name=name or f"cifar_{block}", post_norm=preact,
-                         include_top=include_top, num_classes=num_classes, pooling=pooling,
-                         classifier_activation=classifier_activation,
-                         drop_path_rate=drop_path_rate, input_tensor=input_tensor)
+    stem_width = positive_int("stem_width", widths[0] if stem_width is None else stem_width)
+    stem = conv_stem(stem_width, 3, 1, norm=not preact)
+    with size_arguments(blocks_per_stage=blocks_per_stage, widths=widths, stem_width=stem_width):
+        return build_network(stem, stages, block_class, kwargs, input_shape=input_shape,
+                             name=text_or("name", name, f"cifar_{block}"), post_norm=preact,
+                             include_top=include_top, num_classes=num_classes, pooling=pooling,
+                             classifier_activation=classifier_activation,
+                             drop_path_rate=drop_path_rate, input_tensor=input_tensor)
+
+
+def _depth(depth, per_block, offset, examples):
+    """``depth`` as an int of the form ``per_block * n + offset`` (n >= 1) whose 3 stages of n
+    blocks stay within :data:`~keras_resnet_lab._checks.MAX_COUNT`; returns n."""
+    largest = per_block * (MAX_COUNT // 3) + offset
+    depth = int(depth) if is_int(depth) else depth
+    if not is_int(depth) or depth < per_block + offset or (depth - offset) % per_block:
+        raise ValueError(f"`depth` must be {per_block}n+{offset} for n >= 1 ({examples}), got "
+                         f"{depth!r}.")
+    if depth > largest:
+        raise ValueError(f"`depth` must be at most {largest:,} ({MAX_COUNT:,} blocks, the limit "
+                         "keras_resnet_lab._checks.MAX_COUNT; more would take hours to build), "
+                         f"got {depth:,}.")
+    return (depth - offset) // per_block
 
 
 def cifar_resnet(depth=20, *, bottleneck=False, preact=False, plain=False, shortcut="A",
@@ -71,17 +101,19 @@ def cifar_resnet(depth=20, *, bottleneck=False, preact=False, plain=False, short
     Example:
         >>> model = cifar_resnet(20, num_classes=10)
     """
+    bottleneck = boolean("bottleneck", bottleneck)
     per_block = 9 if bottleneck else 6
-    if (isinstance(depth, bool) or not isinstance(depth, int) or depth < per_block + 2
-            or (depth - 2) % per_block):
-        raise ValueError(f"`depth` must be {per_block}n+2 for n >= 1 "
-                         f"({'bottleneck' if bottleneck else 'basic'} blocks, e.g. "
-                         f"{per_block + 2}, {2 * per_block + 2}, ...), got {depth!r}.")
-    n = (depth - 2) // per_block
+    kind = "bottleneck" if bottleneck else "basic"
+    n = _depth(depth, per_block, 2, f"{kind} blocks, e.g. {per_block + 2}, {2 * per_block + 2}, "
+                                    "...")
+    depth = per_block * n + 2
+    preact, plain = boolean("preact", preact), boolean("plain", plain)
     widths = (64, 128, 256) if bottleneck else (16, 32, 64)
     default = f"resnet{depth}{'v2' if preact else ''}{'_plain' if plain else ''}"
-    return cifar_network(n, widths=widths, preact=preact, plain=plain, shortcut=shortcut,
-                         bottleneck=bottleneck, stem_width=16, name=name or default, **kwargs)
+    with size_arguments(depth=depth):
+        return cifar_network(n, widths=widths, preact=preact, plain=plain, shortcut=shortcut,
+                             bottleneck=bottleneck, stem_width=16,
+                             name=text_or("name", name, default), **kwargs)
 
 
 def wide_resnet(depth=28, k=10, *, plain=False, name=None, **kwargs):
@@ -91,14 +123,17 @@ def wide_resnet(depth=28, k=10, *, plain=False, name=None, **kwargs):
     Example:
         >>> model = wide_resnet(16, 4)
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"`depth` must be 6n+4 for n >= 1 (10, 16, 22, 28, 40, ...), "
-                         f"got {depth!r}.")
+    n = _depth(depth, 6, 4, "10, 16, 22, 28, 40, ...")
+    depth = 6 * n + 4
     k = positive_int("k", k)
+    plain = boolean("plain", plain)
     kwargs.setdefault("shortcut", "B")
-    return cifar_network((depth - 4) // 6, widths=(16 * k, 32 * k, 64 * k), preact=True,
-                         plain=plain, stem_width=16,
-                         name=name or f"wrn{depth}_{k}{'_plain' if plain else ''}", **kwargs)
+    with size_arguments(depth=depth, k=k):
+        return cifar_network(n, widths=(16 * k, 32 * k, 64 * k), preact=True, plain=plain,
+                             stem_width=16,
+                             name=text_or("name", name,
+                                          f"wrn{depth}_{k}{'_plain' if plain else ''}"),
+                             **kwargs)
 
 
 def highway_net(blocks_per_stage=3, *, gate_bias=-2.0, plain=False, name=None, **kwargs):
@@ -107,8 +142,10 @@ def highway_net(blocks_per_stage=3, *, gate_bias=-2.0, plain=False, name=None, *
     Example:
         >>> model = highway_net(3, gate_bias=-2.0)
     """
+    plain = boolean("plain", plain)
     return cifar_network(blocks_per_stage, block="highway", gate_bias=gate_bias, plain=plain,
-                         name=name or f"highway{'_plain' if plain else ''}", **kwargs)
+                         name=text_or("name", name, f"highway{'_plain' if plain else ''}"),
+                         **kwargs)
 
 
 def multi_residual_net(depth=20, branches=2, *, plain=False, name=None, **kwargs):
@@ -118,11 +155,15 @@ def multi_residual_net(depth=20, branches=2, *, plain=False, name=None, **kwargs
     Example:
         >>> model = multi_residual_net(14, branches=4)
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"`depth` must be 6n+2 for n >= 1, got {depth!r}.")
+    n = _depth(depth, 6, 2, "8, 14, 20, ...")
+    depth = 6 * n + 2
+    branches = count("branches", branches)
     kwargs.setdefault("shortcut", "A")
-    return cifar_network((depth - 2) // 6, block="multi_residual", branches=branches,
-                         plain=plain, name=name or f"multi_resnet{depth}_k{branches}", **kwargs)
+    with size_arguments(depth=depth, branches=branches):
+        return cifar_network(n, block="multi_residual", branches=branches,
+                             plain=boolean("plain", plain),
+                             name=text_or("name", name, f"multi_resnet{depth}_k{branches}"),
+                             **kwargs)
 
 
 def _named(depth):

@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 
+from keras_resnet_lab._checks import text_or
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.builder import Stage, build_network, conv_stem
 from keras_resnet_lab.models.chain import block_name
@@ -57,7 +58,7 @@ def from_keras_applications(source, name=None):
             stack, block = int(match.group(1)), int(match.group(2))
             counts[stack] = max(counts.get(stack, 0), block)
     stacks = sorted(counts)
-    model = _build(source, layers, stacks, counts, preact, name or source.name)
+    model = _build(source, layers, stacks, counts, preact, text_or("name", name, source.name))
     _copy_weights(source, layers, model, stacks, counts, preact)
     return model
 

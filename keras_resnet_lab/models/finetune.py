@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_resnet_lab._checks import positive_int
+from keras_resnet_lab._checks import memory, positive_int, sequence, text, text_or
 from keras_resnet_lab.models.builder import head
 from keras_resnet_lab.models.chain import blocks
 
@@ -55,10 +55,10 @@ def freeze_stages(model, names):
     """
     chain = blocks(model)
     valid = [STEM_PREFIX] + sorted({f"stage{b.stage}" for b in chain})
-    names = list(names)
+    names = sequence("names", names, single=lambda v: isinstance(v, str))
     for name in names:
         if name not in valid:
-            raise ValueError(f"unknown stage name {name!r}; valid names are: "
+            raise ValueError(f"`names`: unknown stage name {name!r}; valid names are: "
                              f"{', '.join(valid)}.")
     frozen = []
     for layer in model.layers:
@@ -79,7 +79,8 @@ def replace_head(model, num_classes, classifier_activation=None, name=None):
     Example:
         >>> digits_model = replace_head(from_keras_applications(resnet50), 10)
     """
-    positive_int("num_classes", num_classes)
+    num_classes = positive_int("num_classes", num_classes)
+    text("name", name, allow_none=True)
     features = None
     for pool in ("avg_pool", "max_pool"):
         try:
@@ -89,8 +90,12 @@ def replace_head(model, num_classes, classifier_activation=None, name=None):
             continue
     if features is None:
         features = model.output
+    channels = features.shape[-1] or 1
+    memory(f"the head of '{model.name}'", (channels + 1) * num_classes, num_classes,
+           {"num_classes": num_classes})
     outputs = head(features, True, num_classes, None, classifier_activation)
-    return keras.Model(model.inputs, outputs, name=name or f"{model.name}_{num_classes}way")
+    return keras.Model(model.inputs, outputs,
+                       name=text_or("name", name, f"{model.name}_{num_classes}way"))
 
 
 def learned_scales(model):

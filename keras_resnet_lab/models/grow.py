@@ -2,7 +2,8 @@
 
 import keras
 
-from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab import _checks
+from keras_resnet_lab._checks import is_int, one_of, sequence, text, text_or
 from keras_resnet_lab.layers.residual import ResidualBlock
 from keras_resnet_lab.models.chain import find_block
 from keras_resnet_lab.models.surgery import chain_steps
@@ -53,12 +54,19 @@ def insert_blocks(model, after, count=1, kind="zero_init", name=None):
     Example:
         >>> deeper = insert_blocks(model, after=["stage1_block3", "stage2_block3"], count=2)
     """
-    count = positive_int("count", count)
-    one_of("kind", kind, KINDS)
-    names = [after] if isinstance(after, (str, int)) else list(after)
-    if not names:
-        raise ValueError("`after` must name at least one block.")
-    targets = {find_block(model, n).name for n in names}
+    count = _checks.count("count", count)
+    kind = one_of("kind", kind, KINDS)
+    name = text("name", name, allow_none=True)
+    names = sequence("after", after, single=lambda v: isinstance(v, str) or is_int(v))
+    if len(names) * count > _checks.MAX_COUNT:
+        raise ValueError(f"`count`={count} after {len(names)} blocks inserts more than "
+                         f"{_checks.MAX_COUNT:,} blocks (keras_resnet_lab._checks.MAX_COUNT).")
+    targets = set()
+    for n in names:
+        try:
+            targets.add(find_block(model, n).name)
+        except ValueError as error:
+            raise ValueError(f"`after`: {error}") from None
     source = model.inputs[0]
     inputs = keras.Input(shape=tuple(source.shape[1:]), dtype=source.dtype, name="input")
     x = inputs
@@ -67,4 +75,4 @@ def insert_blocks(model, after, count=1, kind="zero_init", name=None):
         if step.block is not None and step.name in targets:
             for k in range(1, count + 1):
                 x = identity_block(step.operation, kind, name=f"{step.name}_{k}")(x)
-    return keras.Model(inputs, x, name=name or f"{model.name}_grown")
+    return keras.Model(inputs, x, name=text_or("name", name, f"{model.name}_grown"))

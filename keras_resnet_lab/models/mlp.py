@@ -2,10 +2,16 @@
 
 import keras
 
-from keras_resnet_lab._checks import int_at_least, one_of, positive_int
+from keras_resnet_lab._checks import boolean, count, one_of, positive_int, text_or
+from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.layers.looks_linear import LooksLinear, crelu
 from keras_resnet_lab.layers.residual import ResidualBlock
-from keras_resnet_lab.models.builder import Stage, build_network
+from keras_resnet_lab.models.builder import (
+    Stage,
+    build_network,
+    dense_estimate,
+    size_arguments,
+)
 from keras_resnet_lab.models.cifar import BLOCKS
 
 
@@ -34,14 +40,19 @@ def residual_mlp(n_blocks=8, units=64, *, input_shape=(64,), block="residual", p
         x = keras.layers.Dense(units, kernel_initializer="he_normal", name="stem_dense")(x)
         return keras.layers.Activation("relu", name="stem_relu")(x)
 
+    stem.estimate = dense_estimate(units)
+    n_blocks = count("n_blocks", n_blocks)
+    plain = boolean("plain", plain)
     kwargs = dict(form="dense", plain=plain)
     kwargs.update(block_kwargs)
-    return build_network(stem, [Stage(units, positive_int("n_blocks", n_blocks))], block_class,
-                         kwargs, input_shape=input_shape,
-                         name=name or f"{block}_mlp{n_blocks}{'_plain' if plain else ''}",
-                         include_top=include_top, num_classes=num_classes,
-                         classifier_activation=classifier_activation,
-                         drop_path_rate=drop_path_rate)
+    with size_arguments(n_blocks=n_blocks, units=units):
+        return build_network(stem, [Stage(units, n_blocks)], block_class, kwargs,
+                             input_shape=input_shape,
+                             name=text_or("name", name, f"{block}_mlp{n_blocks}"
+                                                        f"{'_plain' if plain else ''}"),
+                             include_top=include_top, num_classes=num_classes,
+                             classifier_activation=classifier_activation,
+                             drop_path_rate=drop_path_rate)
 
 
 def highway_mlp(depth=10, units=50, *, gate_bias=-2.0, plain=False, input_shape=(64,),
@@ -76,11 +87,12 @@ def highway_mlp(depth=10, units=50, *, gate_bias=-2.0, plain=False, input_shape=
         >>> highway = highway_mlp(50, 50, gate_bias=-2.0, input_shape=(64,))
         >>> plain = highway_mlp(50, 50, plain=True, input_shape=(64,))
     """
-    depth = positive_int("depth", depth)
+    depth = count("depth", depth)
+    plain = boolean("plain", plain)
     return residual_mlp(depth, units, input_shape=input_shape, block="highway", plain=plain,
                         num_classes=num_classes, gate_bias=gate_bias,
                         normalization=normalization, use_bias=use_bias,
-                        name=name or f"{'plain' if plain else 'highway'}_mlp{depth}",
+                        name=text_or("name", name, f"{'plain' if plain else 'highway'}_mlp{depth}"),
                         **block_kwargs)
 
 
@@ -126,10 +138,10 @@ def plain_mlp(blocks=25, width=32, *, init="looks_linear", input_shape=(64,), nu
         'looks_linear_plain50'
     """
     init = one_of("init", init, INITS)
-    blocks = positive_int("blocks", blocks)
+    blocks = count("blocks", blocks)
     width = positive_int("width", width)
     num_classes = positive_int("num_classes", num_classes)
-    noise = keras.random.SeedGenerator(int_at_least("seed", seed, 0))
+    noise = keras.random.SeedGenerator(seed_check("seed", seed))
     looks_linear = init == "looks_linear"
 
     def stem(x):
@@ -138,11 +150,14 @@ def plain_mlp(blocks=25, width=32, *, init="looks_linear", input_shape=(64,), nu
                   else keras.initializers.HeNormal(seed=noise))
         return keras.layers.Dense(width, kernel_initializer=kernel, name="stem_dense")(x)
 
+    stem.estimate = dense_estimate(width)
+
     block_kwargs = dict(
         form="dense", preact=True, plain=True, normalization="none",
         activation="relu" if init == "he_relu" else crelu,
         kernel_initializer=(LooksLinear(seed=noise) if looks_linear
                             else keras.initializers.HeNormal(seed=noise)))
-    return build_network(stem, [Stage(width, blocks)], ResidualBlock, block_kwargs,
-                         input_shape=tuple(input_shape), num_classes=num_classes,
-                         name=name or f"{init}_plain{2 * blocks}")
+    with size_arguments(blocks=blocks, width=width):
+        return build_network(stem, [Stage(width, blocks)], ResidualBlock, block_kwargs,
+                             input_shape=input_shape, num_classes=num_classes,
+                             name=text_or("name", name, f"{init}_plain{2 * blocks}"))

@@ -2,6 +2,7 @@
 
 import functools
 
+from keras_resnet_lab._checks import boolean, text
 from keras_resnet_lab.models import cifar, resnet
 
 MODELS = {}
@@ -29,10 +30,12 @@ def build_model(name, *, plain=False, **kwargs):
     Example:
         >>> model = build_model("resnet20", num_classes=10, input_shape=(32, 32, 3))
     """
+    text("name", name)
     base, preact = (name[:-2], True) if name.endswith("v2") else (name, False)
     if base not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} "
+        raise ValueError(f"`name` must be a registered model, got the unknown model {name!r}; "
+                         f"known models: {', '.join(sorted(MODELS))} "
                          "(append 'v2' to a ResNet name for pre-activation).")
     if preact:
         kwargs["preact"] = True
-    return MODELS[base](plain=plain, **kwargs)
+    return MODELS[base](plain=boolean("plain", plain), **kwargs)

@@ -1,8 +1,8 @@
 """ImageNet ResNets (He et al., arXiv 1512.03385 / 1603.05027), their plain twins, ResNeXt."""
 
-from keras_resnet_lab._checks import one_of, positive_int
+from keras_resnet_lab._checks import boolean, one_of, positive_int, text_or
 from keras_resnet_lab.layers.residual import ResidualBlock
-from keras_resnet_lab.models.builder import Stage, build_network, conv_stem
+from keras_resnet_lab.models.builder import Stage, build_network, conv_stem, size_arguments
 
 #: depth -> (bottleneck, blocks per stage)
 IMAGENET_DEPTHS = {
@@ -53,11 +53,12 @@ def resnet(depth=50, *, preact=False, plain=False, include_top=True, num_classes
     Example:
         >>> model = resnet(50, num_classes=10, input_shape=(64, 64, 3))
     """
-    one_of("depth", depth, tuple(IMAGENET_DEPTHS))
+    depth = one_of("depth", depth, tuple(IMAGENET_DEPTHS))
     bottleneck, counts = IMAGENET_DEPTHS[depth]
     expansion = 4 if bottleneck else 1
-    one_of("stem", stem, STEMS)
-    one_of("output_stride", output_stride, OUTPUT_STRIDES)
+    stem = one_of("stem", stem, STEMS)
+    output_stride = one_of("output_stride", output_stride, OUTPUT_STRIDES)
+    preact, plain = boolean("preact", preact), boolean("plain", plain)
     stages, net_stride, dilation = [], 4, 1
     for i, n in enumerate(counts):
         stride, previous = (1 if i == 0 else 2), dilation
@@ -76,11 +77,12 @@ def resnet(depth=50, *, preact=False, plain=False, include_top=True, num_classes
     width = positive_int("stem_width", stem_width)
     stem = conv_stem(width if stem == "classic" else (width, width, 2 * width), 7, 2,
                      norm=not preact, max_pool=True)
-    return build_network(stem, stages, ResidualBlock, kwargs, input_shape=input_shape,
-                         name=name or default_name, post_norm=preact, include_top=include_top,
-                         num_classes=num_classes, pooling=pooling,
-                         classifier_activation=classifier_activation,
-                         drop_path_rate=drop_path_rate, input_tensor=input_tensor)
+    with size_arguments(stem_width=width):
+        return build_network(stem, stages, ResidualBlock, kwargs, input_shape=input_shape,
+                             name=text_or("name", name, default_name), post_norm=preact,
+                             include_top=include_top, num_classes=num_classes, pooling=pooling,
+                             classifier_activation=classifier_activation,
+                             drop_path_rate=drop_path_rate, input_tensor=input_tensor)
 
 
 def resnext(depth=50, cardinality=32, base_width=4, **kwargs):
@@ -92,11 +94,12 @@ def resnext(depth=50, cardinality=32, base_width=4, **kwargs):
     Example:
         >>> model = resnext(50, 32, 4, num_classes=10, input_shape=(64, 64, 3))
     """
-    one_of("depth", depth, (50, 101, 152))
-    positive_int("cardinality", cardinality)
-    positive_int("base_width", base_width)
+    depth = one_of("depth", depth, (50, 101, 152))
+    cardinality = positive_int("cardinality", cardinality)
+    base_width = positive_int("base_width", base_width)
     kwargs.setdefault("name", f"resnext{depth}_{cardinality}x{base_width}d")
-    return resnet(depth, groups=cardinality, width=cardinality * base_width / 64, **kwargs)
+    with size_arguments(cardinality=cardinality, base_width=base_width):
+        return resnet(depth, groups=cardinality, width=cardinality * base_width / 64, **kwargs)
 
 
 def _named(depth):

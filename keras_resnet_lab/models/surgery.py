@@ -16,7 +16,7 @@ import inspect
 import keras
 from keras import ops
 
-from keras_resnet_lab._checks import positive_int
+from keras_resnet_lab._checks import MAX_COUNT, count, is_int, text, text_or
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.models.chain import blocks, find_block
 
@@ -244,14 +244,19 @@ def _block_steps(steps):
 
 
 def _resolve(model, names, argument):
-    if isinstance(names, (str, int)):
+    blocks(model)  # a model with blocks (else the error names `model`)
+    if isinstance(names, str) or is_int(names):
         names = [names]
-    try:
-        names = list(names)
-    except TypeError:
+    if isinstance(names, (set, frozenset, dict)) or not hasattr(names, "__iter__"):
         raise ValueError(f"`{argument}` must be a list of block names or indices, "
-                         f"got {names!r}.") from None
-    resolved = [find_block(model, n).name for n in names]
+                         f"got {names!r}.")
+    names = list(names)
+    resolved = []
+    for n in names:
+        try:
+            resolved.append(find_block(model, n).name)
+        except ValueError as error:
+            raise ValueError(f"`{argument}`: {error}") from None
     duplicates = sorted({n for n in resolved if resolved.count(n) > 1})
     if duplicates:
         raise ValueError(f"`{argument}` names blocks more than once: {duplicates}.")
@@ -283,19 +288,26 @@ def chain_plan(model, *, drop=(), order=None, repeat=None):
     if order is not None:
         by_position = _reordered(model, steps, order)
     times = {}
-    for name, count in dict(repeat or {}).items():
-        name = find_block(model, name).name
-        times[name] = positive_int("times", count)
+    if repeat is not None and not isinstance(repeat, dict):
+        raise ValueError(f"`repeat` must be None or a dict {{block: times}}, got {repeat!r}.")
+    for name, n in (repeat or {}).items():
+        name = _resolve(model, name, "repeat")[0]
+        times[name] = count("times", n)
         for step in _block_steps(steps):
             if step.name == name and not _same_shape(step):
                 raise ValueError(
                     f"block '{name}' changes shape {step.input_shape} -> {step.output_shape}; "
                     "only a block whose input and output shapes are equal can be repeated.")
+    applications = sum(times.get(s.name, 1) for s in _block_steps(by_position))
+    if applications > MAX_COUNT:
+        raise ValueError(f"`repeat` {repeat!r} makes {applications:,} block applications, more "
+                         f"than the limit of {MAX_COUNT:,} (keras_resnet_lab._checks."
+                         "MAX_COUNT; more would take hours to build).")
     plan = []
     for step in by_position:
-        count = times.get(step.name, 1) if step.block is not None else 1
+        n = times.get(step.name, 1) if step.block is not None else 1
         plan.extend(PlanStep(step, step.block is not None and step.name in drop)
-                    for _ in range(count))
+                    for _ in range(n))
     return plan
 
 
@@ -356,7 +368,8 @@ def plan_model(model, plan, name=None):
 
     # training=None: batch norms follow fit/predict, so a surgery model trains normally.
     outputs = run_plan(plan, inputs, training=None, skip_fn=deleted)
-    return keras.Model(inputs, outputs, name=name or f"{model.name}_surgery")
+    return keras.Model(inputs, outputs, name=text("name", name, allow_none=True)
+                       or f"{model.name}_surgery")
 
 
 def drop_blocks(model, names, name=None):
@@ -377,7 +390,7 @@ def drop_blocks(model, names, name=None):
     """
     dropped = _resolve(model, names, "names")
     return plan_model(model, chain_plan(model, drop=dropped),
-                      name or f"{model.name}_drop{len(dropped)}")
+                      text_or("name", name, f"{model.name}_drop{len(dropped)}"))
 
 
 def reorder_blocks(model, order, name=None):
@@ -397,7 +410,8 @@ def reorder_blocks(model, order, name=None):
         >>> names[1], names[2] = names[2], names[1]
         >>> swapped = reorder_blocks(model, names)
     """
-    return plan_model(model, chain_plan(model, order=order), name or f"{model.name}_reordered")
+    return plan_model(model, chain_plan(model, order=order),
+                      text_or("name", name, f"{model.name}_reordered"))
 
 
 def repeat_block(model, block, times, name=None):
@@ -417,6 +431,6 @@ def repeat_block(model, block, times, name=None):
         >>> unrolled = repeat_block(model, "stage3_block3", times=3)
     """
     info = find_block(model, block)
-    times = positive_int("times", times)
+    times = count("times", times)
     return plan_model(model, chain_plan(model, repeat={info.name: times}),
-                      name or f"{model.name}_repeat{times}")
+                      text_or("name", name, f"{model.name}_repeat{times}"))

@@ -1,17 +1,20 @@
 """Argument checks of the visualizations: images, class and filter indices, seeds."""
 
-import numbers
-
 import numpy as np
 
-from keras_resnet_lab._checks import number_in, one_of, positive_int
+from keras_resnet_lab._checks import (
+    boolean,
+    finite_outputs,
+    integer,
+    is_int,
+    number_in,
+    one_of,
+    positive_int,
+)
 
-__all__ = ["as_images", "check_index", "check_indices", "check_range", "check_seed",
-           "number_in", "one_of", "positive_int"]
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+__all__ = ["as_images", "boolean", "check_finite_model", "check_index", "check_indices",
+           "check_range", "check_seed", "integer", "is_int", "number_in", "one_of",
+           "positive_int"]
 
 
 def as_images(model, images, name="images"):
@@ -47,9 +50,23 @@ def as_images(model, images, name="images"):
     return x
 
 
+def check_finite_model(model, x):
+    """Refuse ``model`` when its outputs on ``x`` (a few images) are NaN or infinite: its
+    weights diverged or are corrupt, and every map or image made from it would be noise (or,
+    normalized, all zeros). The analyses refuse such a model the same way."""
+    import keras
+
+    from keras_resnet_lab.vis._tkv import single_input
+
+    # A model over the bare input tensor: called with an array, whether ``model`` was built
+    # on ``[input]`` (tf-keras-vis style) or on ``input``.
+    net = keras.Model(single_input(model), model.outputs[0], name=model.name)
+    finite_outputs(net, np.asarray(x[:8], dtype=np.float32))
+
+
 def check_index(name, value, size, what):
     """Return ``value`` as an int in ``[0, size)``; the error says the range and what it counts."""
-    if not _is_int(value) or not 0 <= int(value) < size:
+    if not is_int(value) or not 0 <= int(value) < size:
         raise ValueError(f"`{name}` must be an int in [0, {size - 1}] ({what}), got {value!r}.")
     return int(value)
 
@@ -60,7 +77,7 @@ def check_indices(name, value, size, what, count=None):
     With ``count``, a single int is repeated ``count`` times and a sequence must have
     ``count`` items.
     """
-    if _is_int(value):
+    if is_int(value):
         values = [value] * (count or 1)
     elif isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0:
         values = list(value)
@@ -77,7 +94,7 @@ def check_seed(seed):
     """Return ``seed`` as an int >= 0 (or None)."""
     if seed is None:
         return None
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"`seed` must be None or an int >= 0, got {seed!r}.")
     return int(seed)
 

@@ -15,7 +15,14 @@ import numpy as np
 from keras_resnet_lab._checks import one_of, positive_int
 from keras_resnet_lab.models.chain import find_block
 from keras_resnet_lab.vis import _tkv
-from keras_resnet_lab.vis._checks import as_images, check_indices, check_seed, number_in
+from keras_resnet_lab.vis._checks import (
+    as_images,
+    check_finite_model,
+    check_indices,
+    check_seed,
+    integer,
+    number_in,
+)
 from keras_resnet_lab.vis.plotting import atomic_write_json, image_grid, save_figure
 
 __all__ = ["CAM_METHODS", "AttributionMaps", "cam", "saliency"]
@@ -138,13 +145,12 @@ def saliency(model, images, class_index=None, smooth_samples=0, smooth_noise=0.2
 
     Paper: Simonyan et al., arXiv 1312.6034.
     """
-    if isinstance(smooth_samples, bool) or not isinstance(smooth_samples, int) or \
-            smooth_samples < 0:
-        raise ValueError(f"`smooth_samples` must be an int >= 0, got {smooth_samples!r}.")
+    smooth_samples = integer("smooth_samples", smooth_samples, 0)
     number_in("smooth_noise", smooth_noise, 0.0, None, low_open=True)
     seed = check_seed(seed)
     net = _tkv.classifier(model)
     x = as_images(model, images)
+    check_finite_model(net, x)
     classes, predicted = _explained_classes(net, x, class_index)
     lib = _tkv.tkv()
     vis = lib.Saliency(net, model_modifier=_tkv.linear_modifier(), clone=True)
@@ -203,6 +209,7 @@ def cam(model, images, class_index=None, block=-1, method="gradcam", scorecam_ma
         scorecam_max_n = positive_int("scorecam_max_n", scorecam_max_n)
         scorecam_max_n = min(scorecam_max_n, int(out_shape[-1]))
     x = as_images(model, images)
+    check_finite_model(net, x)
     classes, predicted = _explained_classes(net, x, class_index)
     lib = _tkv.tkv()
     cls = {"gradcam": lib.Gradcam, "gradcam++": lib.GradcamPlusPlus,

@@ -16,7 +16,15 @@ import numpy as np
 
 from keras_resnet_lab.models.chain import stages
 from keras_resnet_lab.vis import _tkv
-from keras_resnet_lab.vis._checks import as_images, one_of, positive_int
+from keras_resnet_lab.vis._checks import (
+    as_images,
+    boolean,
+    check_finite_model,
+    integer,
+    is_int,
+    one_of,
+    positive_int,
+)
 from keras_resnet_lab.vis.maximization import maximize_filter
 from keras_resnet_lab.vis.plotting import atomic_write_json, save_figure
 
@@ -226,11 +234,11 @@ def match_filters(model, stage=1, images=None, matching="hungarian", top_k=6,
 
     one_of("matching", matching, MATCHINGS)
     batch_size = positive_int("batch_size", batch_size)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"`top_k` must be an int >= 0, got {top_k!r}.")
+    top_k = integer("top_k", top_k, 0)
+    maximize = boolean("maximize", maximize)
     grouped = stages(model)
     valid = sorted(grouped)[:-1]
-    if isinstance(stage, bool) or not isinstance(stage, int) or stage not in valid:
+    if not is_int(stage) or stage not in valid:
         raise ValueError(f"`stage` must be one of {valid} (a stage of '{model.name}' followed "
                          f"by another), got {stage!r}.")
     source, target = grouped[stage][-1], grouped[stage + 1][0]
@@ -243,6 +251,8 @@ def match_filters(model, stage=1, images=None, matching="hungarian", top_k=6,
         images, _, value_range = digits_for_model(model, 256)
         kwargs.setdefault("input_range", value_range)
     x = as_images(model, images)
+    check_finite_model(model, x)
+    stage = int(stage)
     features = keras.Model([_tkv.single_input(model)],
                            [source.layer.output, target.layer.output])
     parts = [features([x[i:i + batch_size]], training=False)

@@ -20,9 +20,12 @@ import numpy as np
 from keras_resnet_lab.models.chain import find_block
 from keras_resnet_lab.vis import _tkv
 from keras_resnet_lab.vis._checks import (
+    boolean,
+    check_finite_model,
     check_indices,
     check_range,
     check_seed,
+    integer,
     number_in,
     one_of,
     positive_int,
@@ -297,6 +300,9 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
 
     steps = positive_int("steps", steps)
     seed = check_seed(seed)
+    grayscale = boolean("grayscale", grayscale)
+    cumulative_jitter = boolean("cumulative_jitter", cumulative_jitter)
+    progress = boolean("progress", progress)
     low, high = check_range("input_range", input_range)
     number_in("learning_rate", learning_rate, 0.0, None, low_open=True)
     number_in("tv_weight", tv_weight, 0.0)
@@ -313,8 +319,7 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
                          "activation maximization needs a fixed input shape.")
     if jitter is None:
         jitter = max(1, shape[0] // 16) if len(shape) == 3 else 0
-    if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
-        raise ValueError(f"`jitter` must be None or an int >= 0, got {jitter!r}.")
+    jitter = integer("jitter", jitter, 0, allow_none=True)
     channels = int(sub.outputs[0].shape[-1])
     filters = check_indices("filter_index", filter_index, channels,
                             f"block '{info.name}' {_LABELS[target]} has {channels} channels")
@@ -326,6 +331,7 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
     seed_input = (start + rng.normal(0.0, 0.02 * span, batch)).clip(low, high)
     blank = np.full(batch, start, np.float32)
     noise = rng.uniform(low, high, batch).astype(np.float32)
+    check_finite_model(sub, blank[:1])
 
     lib = _tkv.tkv()
     regularizers = []

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from keras_resnet_lab.models.chain import stages
-from keras_resnet_lab.vis._checks import check_indices
+from keras_resnet_lab.vis._checks import check_indices, is_int
 from keras_resnet_lab.vis.maximization import maximize_filter
 from keras_resnet_lab.vis.plotting import atomic_write_json, image_grid, save_figure
 
@@ -215,9 +215,10 @@ def refinement_view(model, stage=None, filter_index=None, path=None, **kwargs):
     grouped = stages(model)
     if stage is None:
         stage = max(grouped)
-    if isinstance(stage, bool) or not isinstance(stage, int) or stage not in grouped:
+    if not is_int(stage) or stage not in grouped:
         raise ValueError(f"`stage` must be one of {sorted(grouped)} (the stages of "
                          f"'{model.name}'), got {stage!r}.")
+    stage = int(stage)
     infos = grouped[stage]
     channels = int(infos[-1].layer.output.shape[-1])
     if filter_index is None:
