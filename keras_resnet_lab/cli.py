@@ -5,10 +5,10 @@ Each command module defines ``register(subparsers)``, which adds its parser and 
 TensorFlow nor the disk. ``--help``, ``--version`` and every argument error are answered
 before TensorFlow is imported (the ``keras-resnet-lab`` console script defers the package's
 own imports, see ``keras_resnet_lab_cli``), and before anything is written. TensorFlow's
-start-up logs are silenced unless ``TF_CPP_MIN_LOG_LEVEL=0`` asks for every log. Errors the user can fix
-(bad arguments, missing, corrupt or foreign files, a folder in use, a full disk, missing
-datasets) print one ``error:`` line and exit with code 2; ``--debug`` shows the traceback
-instead.
+start-up logs are silenced unless ``TF_CPP_MIN_LOG_LEVEL=0`` asks for every log. Errors the
+user can fix (bad arguments, missing, corrupt or foreign files, a folder in use, a full disk,
+missing datasets) print one ``error:`` line and exit with code 2; ``--debug`` shows the
+traceback instead.
 """
 
 import argparse

@@ -157,6 +157,9 @@ def check_target(path, overwrite):
         FileExistsError: ``path`` exists and ``overwrite`` is False, or it is not an artifact
             of ours (no manifest.json of ours): only our own artifacts are ever replaced.
     """
+    from keras_resnet_lab._checks import boolean
+
+    overwrite = boolean("overwrite", overwrite)
     target = check_path(path, "export path")
     if os.path.lexists(target):
         if not overwrite:

@@ -378,7 +378,7 @@ def test_analyze_command_training_comparisons(tmp_path, capsys):
         capsys.readouterr().err
     assert main(["analyze", "--experiment", "scaling", "--epochs", "0", "--out",
                  str(tmp_path / "s")]) == 2
-    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert "--epochs: must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "h").exists() and not (tmp_path / "s").exists()
 
 

@@ -317,8 +317,13 @@ def test_overwrite_refused_then_replaced_atomically(tmp_path):
     (target / "old.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export_onnx(model, target)
+    # overwrite=True replaces only an artifact of ours (a manifest of ours), never this
+    with pytest.raises(FileExistsError, match="not an artifact of keras_resnet_lab"):
+        export_onnx(model, target, overwrite=True)
     assert (target / "old.txt").read_text() == "keep me"
     assert _leftovers(tmp_path) == []
+    target = tmp_path / "ours"
+    export_onnx(model, target)
     manifest = export_onnx(model, target, intermediate=False, overwrite=True)
     assert sorted(os.listdir(target)) == ["manifest.json", "model.onnx"]
     assert _leftovers(tmp_path) == []
@@ -356,7 +361,7 @@ def test_unsupported_models_and_paths_give_clear_errors(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
     afile = tmp_path / "file.txt"
     afile.write_text("x")
-    with pytest.raises(ValueError, match="cannot be written.*not a folder"):
+    with pytest.raises(NotADirectoryError, match="is below the file .*file.txt, not a folder"):
         export_onnx(zoo_model(), afile / "onnx")
 
     def denied(path, mode=0o777):

@@ -14,6 +14,7 @@ import keras_resnet_lab  # noqa: F401  (registers the layers for loading)
 from keras_resnet_lab.cli import main
 from keras_resnet_lab.data import digit_layout
 from keras_resnet_lab.models import cifar_network, from_keras_applications, residual_mlp
+from keras_resnet_lab.outdir import MARKER_NAME
 from keras_resnet_lab.vis import (
     branch_view,
     cam,
@@ -324,7 +325,7 @@ def test_cli_writes_the_figures(model_file, tmp_path, method, files):
     code = main(["vis", str(model_file), "--method", method, "--block", "stage1_block2",
                  "--out", str(out), "--steps", "3", "--count", "2", "--quiet"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*files, MARKER_NAME])
     for name in files:
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:8] == PNG
@@ -366,9 +367,15 @@ def test_cli_bad_input_is_one_error_line(model_file, tmp_path, capsys, argv, mes
 
 def test_cli_refuses_a_folder_with_files_without_force(model_file, tmp_path, capsys):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("x")
     argv = ["vis", str(model_file), "--method", "gradcam", "--out", str(out)]
-    assert main(argv) == 2
+    assert main(argv) == 0
+    assert main(argv) == 2  # our earlier results: replaced only with --force
     assert "--force" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")  # a folder of the user's: never written into
+    assert main(["vis", str(model_file), "--method", "gradcam", "--out", str(mine),
+                 "--force"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["keep.txt"]

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet_lab._checks import boolean, positive_int
+from keras_resnet_lab._checks import boolean, labels, positive_int
 from keras_resnet_lab.atomic import save_model_atomic
 from keras_resnet_lab.outdir import check_path, owned_folder, remove_folder_atomically
 
@@ -223,16 +223,8 @@ def _check_labels(name, data, model, loss):
         return
     y = np.asarray(data[1])
     classes = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
-    if y.ndim != 1 or classes is None or not np.issubdtype(y.dtype, np.number):
-        return
-    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-        bad = float(y[~np.isfinite(y) | (y != np.round(y))][0])
-        raise ValueError(f"{name} labels must be whole class numbers, got non-integer values "
-                         f"such as {bad:g}")
-    if y.size and (y.min() < 0 or y.max() >= classes):
-        raise ValueError(f"{name} labels must lie in [0, {classes}) for model "
-                         f"'{model.name}' ({classes} classes), got labels from {y.min():g} to "
-                         f"{y.max():g}")
+    if y.ndim == 1 and classes is not None:
+        labels(name, y, classes)
 
 
 def fit(
