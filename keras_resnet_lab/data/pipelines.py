@@ -13,12 +13,14 @@ import os
 
 import tensorflow as tf
 
+from keras_resnet_lab import catalog
 from keras_resnet_lab._checks import boolean, int_at_least
 from keras_resnet_lab.data import augment as aug
 from keras_resnet_lab.data.digits import DIGITS_NUM_CLASSES, digit_layout, load_digits
 from keras_resnet_lab.data.errors import DatasetNotFoundError
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012")
+#: The embedded digits and the tensorflow-datasets datasets (the command line's catalog).
+DATASETS = catalog.DATASETS
 
 # ImageNet evaluation resizes the shorter side to 256 before a 224 centre crop.
 IMAGENET_CROP_FRACTION = 224 / 256
