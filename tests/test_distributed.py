@@ -179,7 +179,7 @@ def test_cluster_helpers_and_single_process_strategies_are_untouched():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--workers", "0"], "--workers must be >= 1"),
+    (["--workers", "0"], "--workers: must be >= 1"),
     (["--workers", "2", "--strategy", "mirrored"], "--strategy multiworker"),
     (["--workers", "2", "--worker-timeout", "0"], "--worker-timeout"),
 ])

@@ -78,7 +78,7 @@ def test_report_is_self_contained_and_reads_this_runs_numbers(lab_run):
 def test_rerun_refuses_without_force_and_resume_skips_finished_steps(lab_run, capsys):
     _, out = lab_run
     assert main(["lab", "--quick", "--out", str(out)]) == 2
-    assert "already holds results" in capsys.readouterr().err
+    assert "already holds files" in capsys.readouterr().err
     os.remove(out / "steps" / "report.json")
     os.remove(out / "report.html")
     assert main(["lab", "--quick", "--out", str(out), "--resume"]) == 0
