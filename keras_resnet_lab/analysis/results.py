@@ -51,6 +51,13 @@ def atomic_write_json(obj, path):
     return atomic_write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n", path)
 
 
+def array_field():
+    """A dataclass field for per-example (or per-draw) arrays: kept on the result for
+    bootstrap intervals, left out of its JSON and its repr."""
+    return dataclasses.field(default=None, repr=False, compare=False,
+                             metadata={"in_json": False})
+
+
 def new_figure(ncols=1, nrows=1, width=5.0, height=4.0):
     """A matplotlib Figure on an Agg canvas and its axes (a flat list)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -72,8 +79,10 @@ class Result:
     figure_columns = 1
 
     def to_dict(self):
-        """The result as a JSON-safe dict."""
-        return jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        """The result as a JSON-safe dict (without the fields marked ``in_json=False``:
+        per-example arrays kept for intervals, see :func:`array_field`)."""
+        return jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                         if f.metadata.get("in_json", True)})
 
     def to_json(self, path):
         """Write the result to ``path`` as JSON (atomically); returns ``path``."""
