@@ -97,6 +97,18 @@ def test_estimation_errors_equal_the_numbers_of_the_block_outputs(kind):
     # The end of a stage has error 0 by definition; the other blocks really differ from it.
     assert np.all(np.array(result.std)[~measured] == 0.0)
     assert np.all(np.array(result.std)[measured] > 1e-3)
+    # The per-example sums (kept for intervals, not in the JSON) give the same moments.
+    mean, std = result.moments()
+    np.testing.assert_allclose(mean[measured], np.array(result.mean)[measured], rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(std[measured], np.array(result.std)[measured], rtol=1e-6)
+    assert np.isnan(mean[~measured]).all()
+    assert result.error_sum.shape == result.error_squares.shape == (12, 6)
+    assert result.end_stages == [1, 2] and result.end_squares.shape == (12, 2)
+    np.testing.assert_allclose(
+        np.sqrt(result.end_squares.sum(0) / (12 * result.end_units)),
+        [result.rms_end[0], result.rms_end[3]], rtol=1e-9)
+    assert not {"error_sum", "end_squares", "block_units"} & set(result.to_dict())
 
 
 def test_blocks_with_zero_branches_make_no_estimation_error():
@@ -229,6 +241,15 @@ def test_filter_refinement_with_twin_streams_and_draws(tmp_path):
     np.testing.assert_allclose(both.twin_same_channel, twin_alone.same_channel, atol=1e-6)
     assert both.score_over_twin == pytest.approx(both.score - both.twin_score)
     assert both.score == pytest.approx(both.same_channel_mean - both.random_pair_mean)
+    # The per-pair random values (kept for intervals, not in the JSON) give the means.
+    for values, channels, mean, width in zip(both.random_pair_values,
+                                             both.random_pair_channels, both.random_pair,
+                                             both.channels):
+        assert len(values) == len(channels) == width * (width - 1)
+        assert np.mean(values) == pytest.approx(mean, abs=1e-12)
+    assert [np.mean(v) for v in both.twin_random_pair_values] == pytest.approx(
+        both.twin_random_pair, abs=1e-12)
+    assert "random_pair_values" not in both.to_dict()
     # Same-channel values equal the diagonal of the correlation of the two blocks' outputs.
     outs = keras.Model(model.inputs, [model.get_layer(f"stage2_block{b}").output
                                       for b in (1, 2)])([x])
@@ -294,8 +315,12 @@ def test_filter_refinement_images_are_the_refinement_view_correlations():
 
 def test_estimation_greff_quick(tmp_path):
     results = run_script("estimation_greff", tmp_path)
-    check_results(results, tmp_path, "estimation_greff")
-    assert results["finding_held"] is True
+    found = check_results(results, tmp_path, "estimation_greff", ["greff_estimation"])
+    # Bootstrap over test examples: |mean|/spread 0.26 [0.26, 0.27] (<= 0.5) and the spread's
+    # largest change -0.16 [-0.16, -0.15] (< 0): far from both thresholds.
+    assert found["greff_estimation"]["verdict"] == "held"
+    ratio, change = found["greff_estimation"]["criteria"]
+    assert ratio["estimate"] < 0.4 and change["estimate"] < -0.05
     resnet = results["numbers"]["resnet"]
     assert len(resnet["blocks"]) == 12 and resnet["test_accuracy"] > 0.8
     std = resnet["normalized_std"]
@@ -307,8 +332,11 @@ def test_estimation_greff_quick(tmp_path):
 
 def test_filters_chu_quick(tmp_path):
     results = run_script("filters_chu", tmp_path)
-    check_results(results, tmp_path, "filters_chu")
-    assert results["finding_held"] is True
+    found = check_results(results, tmp_path, "filters_chu", ["chu_filters"])
+    # Bootstrap over channels: score +0.79 [+0.75, +0.83], over the twin +0.78 [+0.72, +0.84].
+    assert found["chu_filters"]["verdict"] == "held"
+    score, over_twin = found["chu_filters"]["criteria"]
+    assert score["estimate"] > 0.5 and over_twin["estimate"] > 0.5
     numbers = results["numbers"]
     assert len(numbers["pairs"]) == 6
     assert min(numbers["resnet"]["same_channel"]) > 0.5

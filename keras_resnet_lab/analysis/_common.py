@@ -121,7 +121,10 @@ def evaluate_plans(model, data, plans, *, batch_size=256, cached=True, progress_
     operations on the same values, so they give the same numbers.
 
     Returns:
-        ``(intact, [per plan])`` where each entry is a dict ``{"loss", "accuracy"}``.
+        ``(intact, [per plan])`` where each entry is a dict ``{"loss", "accuracy", "correct",
+        "example_loss"}``: the mean loss and the accuracy, and per example whether the
+        prediction is right (bool array) and its loss (float32 array), in the order of
+        ``data`` (for intervals by bootstrap over the examples).
     """
     x, y = data
     from_logits = not outputs_are_probabilities(model)
@@ -135,7 +138,8 @@ def evaluate_plans(model, data, plans, *, batch_size=256, cached=True, progress_
         while start < min(len(keys), len(intact_keys)) and keys[start] == intact_keys[start]:
             start += 1
         starts.append(start)
-    totals = np.zeros((len(plans) + 1, 2))  # loss sum, correct count
+    correct = np.zeros((len(plans) + 1, len(x)), dtype=bool)
+    losses = np.zeros((len(plans) + 1, len(x)), dtype=np.float32)
     spans = batches(len(x), batch_size)
     bar = progress(total=len(spans) * (len(plans) + 1), desc=desc, enabled=progress_bar)
     for lo, hi in spans:
@@ -155,8 +159,60 @@ def evaluate_plans(model, data, plans, *, batch_size=256, cached=True, progress_
             bar.update(1)
         for j, out in enumerate(outputs):
             out = np.asarray(out)
-            totals[j, 0] += float(np.sum(np.asarray(per_example_loss(out, yb, from_logits))))
-            totals[j, 1] += int(np.sum(out.argmax(axis=-1) == yb))
+            losses[j, lo:hi] = np.asarray(per_example_loss(out, yb, from_logits))
+            correct[j, lo:hi] = out.argmax(axis=-1) == yb
     bar.close()
-    scores = [{"loss": t[0] / len(x), "accuracy": t[1] / len(x)} for t in totals]
+    scores = [{"loss": float(np.sum(loss, dtype=np.float64)) / len(x),
+               "accuracy": int(np.sum(right)) / len(x), "correct": right,
+               "example_loss": loss} for right, loss in zip(correct, losses)]
     return scores[0], scores[1:]
+
+
+def error_rates(correct, examples=None):
+    """Error rate of each row of a per-example correctness array (last axis: examples),
+    optionally on the examples ``examples`` (indices, repeats allowed: a bootstrap resample).
+
+    Example:
+        >>> error_rates(np.array([[True, False], [True, True]])).tolist()
+        [0.5, 0.0]
+    """
+    correct = np.asarray(correct, dtype=bool)
+    if examples is not None:
+        correct = correct[..., examples]
+    return 1.0 - correct.mean(axis=-1)
+
+
+def spearman(a, b):
+    """Spearman's rank correlation of ``a`` and ``b`` (average ranks for ties); NaN when
+    either is constant or there are fewer than two values.
+
+    Example:
+        >>> spearman([1, 2, 3, 4], [10, 20, 20, 40])
+        0.9486832980505138
+    """
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"`a` and `b` must have the same length, got {len(a)} and {len(b)}.")
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    ra, rb = rankdata(a) - (len(a) + 1) / 2, rankdata(b) - (len(b) + 1) / 2
+    return float((ra * rb).sum() / np.sqrt((ra * ra).sum() * (rb * rb).sum()))
+
+
+def percentile_bars(statistic, n, resamples=200, seed=0, level=0.95):
+    """Per-point 95% percentile-bootstrap intervals for a figure: ``statistic(indices)`` returns
+    an array (one value per plotted point) on a resample of ``range(n)``; returns ``(low, high)``
+    arrays. Figures only: the findings' intervals come from
+    :func:`keras_resnet_lab.findings.bootstrap`."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], float)
+    low, high = np.nanquantile(values, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return low, high
+
+
+def error_bars(value, low, high):
+    """``yerr`` for matplotlib's ``errorbar`` from a value and its interval (never negative)."""
+    value, low, high = (np.asarray(v, dtype=float) for v in (value, low, high))
+    return np.vstack([np.maximum(value - low, 0.0), np.maximum(high - value, 0.0)])

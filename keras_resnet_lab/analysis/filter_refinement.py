@@ -19,7 +19,9 @@ channel pairs ``(j, k != j)``:
 
 The score of a model is the mean same-channel correlation minus the mean random-pair
 correlation; with ``twin=`` (the plain twin) both models are scored on the same data. The
-finding: the score is high for consecutive residual blocks, and higher than the plain twin's.
+paper's claim, as the registry's ``chu_filters`` tests it
+(:meth:`FilterRefinementResult.assessments`): the score of consecutive residual blocks is
+above 0, and above the plain twin's.
 """
 
 import dataclasses
@@ -32,11 +34,14 @@ from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
     check_model,
+    error_bars,
     images_or_pair,
     progress,
 )
 from keras_resnet_lab.analysis.estimation import block_outputs
-from keras_resnet_lab.analysis.results import Result
+from keras_resnet_lab.analysis.results import Result, array_field
+from keras_resnet_lab.findings import assess, bootstrap, missing
+from keras_resnet_lab.findings.verdict import RESAMPLES
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_steps
 
@@ -176,6 +181,10 @@ class FilterRefinementResult(Result):
     ``random_pair``. The ``twin_*`` fields are the same for the twin model (None without one)
     and ``score_over_twin`` = ``score - twin_score``. ``channels[p]`` is the number of channels
     compared, ``random_pairs`` ``"all"`` or the number drawn per pair with ``seed``.
+
+    Kept for intervals (not in the JSON): per pair, the value of every random pair
+    (``random_pair_values[p]``) and its first channel ``j`` (``random_pair_channels[p]``),
+    and the same for the twin (``twin_random_pair_values``, ``twin_random_pair_channels``).
     """
 
     method: str
@@ -200,8 +209,82 @@ class FilterRefinementResult(Result):
     score_over_twin: object
     random_pairs: object
     seed: int
+    random_pair_values: list = array_field()
+    random_pair_channels: list = array_field()
+    twin_random_pair_values: list = array_field()
+    twin_random_pair_channels: list = array_field()
 
     figure_columns = 2
+
+    def _units(self):
+        """``(groups, slices)``: the bootstrap units are the compared channels of each stage
+        (``groups`` their stage); ``slices[p]`` selects pair ``p``'s channels among them."""
+        offsets, groups, slices = {}, [], []
+        for stage, width in zip(self.pair_stages, self.channels):
+            if stage not in offsets:
+                offsets[stage] = len(groups)
+                groups.extend([stage] * width)
+            slices.append(slice(offsets[stage], offsets[stage] + width))
+        return np.asarray(groups), slices
+
+    def _score_function(self, twin=False):
+        """The score as a function of a resample of the channel units (indices)."""
+        prefix = "twin_" if twin else ""
+        same = [np.asarray(v, dtype=float) for v in getattr(self, prefix + "same_channel_values")]
+        values = getattr(self, prefix + "random_pair_values")
+        channels = getattr(self, prefix + "random_pair_channels")
+        if values is None:
+            raise ValueError("this FilterRefinementResult has no per-pair values: intervals "
+                             "need the result returned by filter_refinement.")
+        groups, slices = self._units()
+
+        def score(i):
+            weights = np.bincount(i, minlength=len(groups)).astype(float)
+            return filter_score(same, values, channels, [weights[s] for s in slices])
+
+        return score, groups
+
+    def assessments(self, seed=0, resamples=RESAMPLES):
+        """The registry's ``chu_filters`` on this result: the score (:func:`filter_score`) and
+        the score minus the twin's, with bootstrap intervals over the compared channels
+        (resampled within each stage; independently for the model and its twin).
+        ``score_over_twin`` is not measured without a twin.
+
+        Returns:
+            a list of one :class:`keras_resnet_lab.findings.Assessment`.
+
+        Example:
+            >>> result.assessments()[0].describe()  # doctest: +SKIP
+        """
+        score, groups = self._score_function()
+        unit = "channels (resampled within each stage)"
+        options = dict(resamples=resamples, seed=seed)
+        estimates = {"score": bootstrap(score, len(groups), unit=unit, groups=groups,
+                                        **options)}
+        if self.twin_name is None:
+            estimates["score_over_twin"] = missing("no twin was scored")
+        else:
+            twin_score, twin_groups = self._score_function(twin=True)
+            estimates["score_over_twin"] = bootstrap(
+                lambda i, j: score(i) - twin_score(j), (len(groups), len(twin_groups)),
+                unit=unit + ", independently for the two networks", groups=(groups,
+                                                                            twin_groups),
+                **options)
+        where = (f"{self.n_examples} examples" if self.n_examples is not None
+                 else "activation-maximization images")
+        notes = (f"'{self.model_name}'" + (f" and its twin '{self.twin_name}'"
+                                            if self.twin_name is not None else "")
+                 + f"; method '{self.method}' on {where}; {len(self.pairs)} pairs of "
+                 f"consecutive blocks; random pairs: {self.random_pairs}.")
+        return [assess("chu_filters", estimates, seeds=(seed,), notes=notes)]
+
+    def _score_bars(self, twin=False, resamples=200, seed=0):
+        score, groups = self._score_function(twin)
+        members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+        rng = np.random.default_rng(seed)
+        draws = [score(np.concatenate([rng.choice(m, len(m)) for m in members]))
+                 for _ in range(resamples)]
+        return np.nanquantile(draws, [0.025, 0.975])
 
     def draw(self, axes):
         ax1, ax2 = axes
@@ -224,14 +307,49 @@ class FilterRefinementResult(Result):
         ax1.set(ylabel=f"correlation ({self.method})",
                 title="Channel j at block i vs block i+1")
         ax1.legend(fontsize=7)
-        ax2.bar(labels, values, color=["C0", "C3"][:len(values)])
+        yerr = None
+        if self.random_pair_values is not None:
+            bars = [self._score_bars()]
+            if self.twin_name is not None:
+                bars.append(self._score_bars(twin=True))
+            yerr = error_bars(values, [b[0] for b in bars], [b[1] for b in bars])
+        ax2.bar(labels, values, yerr=yerr, capsize=4, color=["C0", "C3"][:len(values)])
         ax2.axhline(0, color="gray", lw=1)
         ax2.set(ylabel="same-channel minus random-pair correlation",
-                title="Filter refinement score")
+                title="Filter refinement score" + (" (95% interval over channels)"
+                                                   if yerr is not None else ""))
         for ax in axes:
             ax.grid(alpha=0.3)
         ax1.figure.suptitle(f"Filter refinement (Chu et al.), method={self.method!r}",
                             fontsize=10)
+
+
+def filter_score(same_values, random_values, random_channels, weights=None):
+    """The filter refinement score: mean over pairs of blocks of the mean same-channel
+    similarity, minus the mean over pairs of the mean random-pair similarity.
+
+    Args:
+        same_values: per pair, the similarity of each channel ``j`` with itself at the next
+            block.
+        random_values: per pair, the similarity of each random pair ``(j, k != j)``.
+        random_channels: per pair, the first channel ``j`` of each random pair.
+        weights: optional, per pair, a weight for each channel (its count in a bootstrap
+            resample of the channels): channel ``j`` and the random pairs starting at ``j``
+            count that many times.
+
+    Example:
+        >>> filter_score([np.array([1.0, 0.8])], [np.array([0.2, 0.4])], [np.array([0, 1])])
+        0.6
+    """
+    same, other = [], []
+    for p, (s, v, j) in enumerate(zip(same_values, random_values, random_channels)):
+        s, v = np.asarray(s, dtype=float), np.asarray(v, dtype=float)
+        w = np.ones(len(s)) if weights is None else np.asarray(weights[p], dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            same.append((w @ s) / w.sum())
+            pair_weights = w[np.asarray(j, dtype=int)]
+            other.append((pair_weights @ v) / pair_weights.sum())
+    return float(np.mean(same) - np.mean(other))
 
 
 def _consecutive_pairs(model, wanted):
@@ -335,13 +453,16 @@ def _image_correlations(model, pairs, channels, image_options, refinement_view):
 
 
 def _summaries(correlations, random_pairs, seed):
-    same, other, values = [], [], []
+    same, other, values, pair_values, pair_channels = [], [], [], [], []
     for p, corr in enumerate(correlations):
         s, r = pair_score(corr, random_pairs, seed + p)
+        j, _ = random_channel_pairs(corr.shape[0], random_pairs, seed + p)  # pair_score's
         values.append(s.tolist())
         same.append(float(s.mean()))
         other.append(float(r.mean()))
-    return same, other, values
+        pair_values.append(r)
+        pair_channels.append(j)
+    return same, other, values, pair_values, pair_channels
 
 
 def filter_refinement(model, data=None, *, twin=None, method="activations", stages=None,
@@ -388,8 +509,8 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
 
     Example:
         >>> result = filter_refinement(model, (x_test, y_test), twin=plain_model)
-        >>> result.score > result.twin_score  # consecutive residual blocks refine channel j
-        True
+        >>> result.score, result.twin_score
+        >>> result.assessments()[0].describe()
         >>> result.plot("filter_refinement.png")
     """
     check_model(model)
@@ -430,19 +551,22 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
         options.update(image_options or {})
         correlations = [_image_correlations(m, pairs, channels, options, refinement_view)
                         for m in models]
-    same, other, values = _summaries(correlations[0], random_pairs, seed)
+    same, other, values, pair_values, pair_channels = _summaries(correlations[0], random_pairs,
+                                                                 seed)
     twin_fields = dict.fromkeys(("twin_same_channel", "twin_random_pair",
                                  "twin_same_channel_values", "twin_same_channel_mean",
                                  "twin_random_pair_mean", "twin_score", "score_over_twin"))
     score = float(np.mean(same) - np.mean(other))
     if twin is not None:
-        t_same, t_other, t_values = _summaries(correlations[1], random_pairs, seed)
+        t_same, t_other, t_values, t_pair_values, t_pair_channels = _summaries(
+            correlations[1], random_pairs, seed)
         twin_score = float(np.mean(t_same) - np.mean(t_other))
         twin_fields.update(
             twin_same_channel=t_same, twin_random_pair=t_other,
             twin_same_channel_values=t_values, twin_same_channel_mean=float(np.mean(t_same)),
             twin_random_pair_mean=float(np.mean(t_other)), twin_score=twin_score,
-            score_over_twin=score - twin_score)
+            score_over_twin=score - twin_score, twin_random_pair_values=t_pair_values,
+            twin_random_pair_channels=t_pair_channels)
     return FilterRefinementResult(
         method=method, model_name=model.name,
         twin_name=None if twin is None else twin.name, n_examples=n_examples,
@@ -451,4 +575,4 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
         same_channel_values=values, same_channel_mean=float(np.mean(same)),
         random_pair_mean=float(np.mean(other)), score=score,
         random_pairs="all" if random_pairs is None else random_pairs, seed=seed,
-        **twin_fields)
+        random_pair_values=pair_values, random_pair_channels=pair_channels, **twin_fields)

@@ -20,11 +20,14 @@ from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
+    error_bars,
     outputs_are_probabilities,
     per_example_loss,
     progress,
 )
-from keras_resnet_lab.analysis.results import Result
+from keras_resnet_lab.analysis.results import Result, array_field
+from keras_resnet_lab.findings import assess, bootstrap
+from keras_resnet_lab.findings.verdict import RESAMPLES
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
 
 QUANTITIES = ("loss", "logits_sum")
@@ -166,6 +169,9 @@ class PathGradientResult(Result):
     the total contribution, ``effective_path_share`` the fraction of all paths it contains;
     ``decay_per_block`` = exp(slope) of a least-squares line through log(mean_norm) (with
     ``decay_r2`` its R squared): the factor by which one more branch scales the gradient.
+
+    Kept for intervals (not in the JSON): ``norms`` (lengths x samples), the input-gradient
+    norm of every sample, and ``sample_examples``, the example each sample used.
     """
 
     model_name: str
@@ -185,16 +191,69 @@ class PathGradientResult(Result):
     effective_path_share: float
     decay_per_block: float
     decay_r2: float
+    norms: np.ndarray = array_field()
+    sample_examples: np.ndarray = array_field()
 
     figure_columns = 3
+
+    def _resampled(self):
+        """``(groups, statistic of (indices -> mean norm per length))`` over the flattened
+        samples, resampled within each length."""
+        if self.norms is None:
+            raise ValueError("this PathGradientResult has no per-sample norms: intervals need "
+                             "the result returned by path_gradients.")
+        norms = np.asarray(self.norms, dtype=float)
+        lengths, samples = norms.shape
+        flat, groups = norms.reshape(-1), np.repeat(np.arange(lengths), samples)
+
+        def means(i):
+            return np.bincount(groups[i], weights=flat[i], minlength=lengths) / samples
+
+        return groups, means
+
+    def assessments(self, seed=0, resamples=RESAMPLES):
+        """The registry's ``veit_path_gradient`` on this result: :func:`decay_factor` and
+        :func:`peak_over_half`, with bootstrap intervals over the sampled (example, path)
+        draws, resampled within each path length.
+
+        Returns:
+            a list of one :class:`keras_resnet_lab.findings.Assessment`.
+
+        Example:
+            >>> result.assessments()[0].describe()  # doctest: +SKIP
+        """
+        groups, means = self._resampled()
+        options = dict(unit="sampled (example, path) draws (resampled within each length)",
+                       resamples=resamples, seed=seed, groups=groups)
+        n, lengths = len(groups), self.lengths
+        estimates = {
+            "decay_factor": bootstrap(lambda i: decay_factor(lengths, means(i)), n, **options),
+            "peak_over_half": bootstrap(
+                lambda i: peak_over_half(lengths, means(i), self.n_blocks), n, **options)}
+        notes = (f"'{self.model_name}', {self.n_blocks} blocks; {self.samples} sampled "
+                 f"(example, path) draws at each of {len(lengths)} path lengths "
+                 f"({lengths[0]}..{lengths[-1]}); quantity '{self.quantity}'.")
+        return [assess("veit_path_gradient", estimates, seeds=(seed,), notes=notes)]
 
     def draw(self, axes):
         ax1, ax2, ax3 = axes
         dist = path_lengths(self.n_blocks)
         ax1.bar(range(self.n_blocks + 1), dist.fractions, color="C0")
         ax1.set(xlabel="path length", ylabel="fraction of paths", title="Path lengths")
-        ax2.errorbar(self.lengths, self.mean_norm, yerr=self.std_norm, fmt="o-", ms=3,
-                     capsize=2)
+        if self.norms is not None:
+            _, means = self._resampled()
+            rng = np.random.default_rng(0)
+            lengths, samples = np.shape(self.norms)
+            offsets = np.arange(lengths)[:, None] * samples
+            draws = [means((offsets + rng.integers(0, samples, (lengths, samples))).ravel())
+                     for _ in range(200)]
+            low, high = np.quantile(draws, [0.025, 0.975], axis=0)
+            yerr, what = error_bars(self.mean_norm, low, high), "mean, 95% interval"
+        else:
+            yerr, what = self.std_norm, "mean +- std"
+        ax2.errorbar(self.lengths, self.mean_norm, yerr=yerr, fmt="o-", ms=3, capsize=2,
+                     label=what)
+        ax2.legend(fontsize=8)
         ax2.set_yscale("log")
         ax2.set(xlabel="path length", ylabel="input-gradient norm",
                 title=f"Gradient per path (x{self.decay_per_block:.2f} per block)")
@@ -235,6 +294,39 @@ def effective_range(lengths, weights, mass=0.9):
         if hi < len(weights) and hi >= lo and hi - lo < best[1] - best[0]:
             best = (lo, hi)
     return (lengths[best[0]], lengths[best[1]])
+
+
+def decay_factor(lengths, mean_norm):
+    """exp(slope) of the least-squares line through ``log(mean_norm)`` against the path length,
+    over the lengths whose mean norm is positive: the factor by which one more branch on a
+    path scales its gradient (NaN with fewer than two such lengths).
+
+    Example:
+        >>> round(decay_factor([0, 1, 2, 3], [8.0, 4.0, 2.0, 1.0]), 6)
+        0.5
+    """
+    mean_norm = np.asarray(mean_norm, dtype=float)
+    positive = mean_norm > 0
+    if positive.sum() < 2:
+        return float("nan")
+    slope, _ = np.polyfit(np.asarray(lengths, dtype=float)[positive],
+                          np.log(mean_norm[positive]), 1)
+    return float(np.exp(slope))
+
+
+def peak_over_half(lengths, mean_norm, n_blocks):
+    """The path length ``k`` whose paths carry the most gradient in all (``C(n, k)`` x mean
+    norm at ``k``), over ``n / 2``, where most paths are.
+
+    Example:
+        >>> peak_over_half([0, 1, 2, 3, 4], [1.0, 0.5, 0.25, 0.125, 0.0625], 4)
+        0.5
+    """
+    weights = np.array([math.comb(int(n_blocks), int(k)) for k in lengths], dtype=float)
+    contribution = weights * np.asarray(mean_norm, dtype=float)
+    if not np.all(np.isfinite(contribution)):
+        return float("nan")
+    return float(lengths[int(np.argmax(contribution))]) / (n_blocks / 2)
 
 
 def path_gradients(model, data, samples_per_length=32, *, lengths=None, quantity="loss",
@@ -307,7 +399,7 @@ def path_gradients(model, data, samples_per_length=32, *, lengths=None, quantity
     lo, hi = effective_range(lengths, contribution, mass)
     share = sum(math.comb(n, k) for k in range(lo, hi + 1)) / 2 ** n
     positive = mean > 0
-    slope, r2 = float("nan"), float("nan")
+    decay, r2 = decay_factor(lengths, mean), float("nan")
     if positive.sum() >= 2:
         ks, logs = np.asarray(lengths, float)[positive], np.log(mean[positive])
         slope, intercept = np.polyfit(ks, logs, 1)
@@ -321,4 +413,5 @@ def path_gradients(model, data, samples_per_length=32, *, lengths=None, quantity
         contribution_fraction=fraction.tolist(),
         peak_length=int(lengths[int(np.argmax(contribution))]), effective_mass=mass,
         effective_range=[lo, hi], effective_path_share=share,
-        decay_per_block=float(np.exp(slope)), decay_r2=r2)
+        decay_per_block=decay, decay_r2=r2, norms=by_k,
+        sample_examples=rows_x.reshape(len(lengths), samples))

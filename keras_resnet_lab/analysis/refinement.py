@@ -16,12 +16,16 @@ from keras_resnet_lab._checks import boolean, count, positive_int
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
+    error_bars,
     evaluate_plans,
     outputs_are_probabilities,
     per_example_loss,
+    percentile_bars,
     progress,
 )
-from keras_resnet_lab.analysis.results import Result
+from keras_resnet_lab.analysis.results import Result, array_field
+from keras_resnet_lab.findings import assess, bootstrap
+from keras_resnet_lab.findings.verdict import RESAMPLES
 from keras_resnet_lab.models.surgery import chain_plan, chain_steps, run_plan
 
 
@@ -35,6 +39,9 @@ class RefinementResult(Result):
     else at the block input (``"input"``). ``drop_*`` and ``repeat_*`` are the loss and accuracy
     of the model with block ``i`` deleted or applied ``repeat_times`` times (None where the
     block changes shape).
+
+    Kept for intervals (not in the JSON): ``cos_values`` and ``ratio_values``, the
+    per-example values (examples x blocks) of the cosine and of the norm ratio.
     """
 
     model_name: str
@@ -52,6 +59,8 @@ class RefinementResult(Result):
     repeat_times: int
     repeat_loss: list
     repeat_accuracy: list
+    cos_values: np.ndarray = array_field()
+    ratio_values: np.ndarray = array_field()
 
     figure_columns = 3
 
@@ -59,25 +68,94 @@ class RefinementResult(Result):
         """Loss increase of each single-block deletion."""
         return [None if v is None else v - self.intact_loss for v in self.drop_loss]
 
+    def assessments(self, seed=0, resamples=RESAMPLES):
+        """The registry's ``jastrzebski_refinement`` (:func:`mean_cosine`) and
+        ``jastrzebski_first_block`` (:func:`first_over_rest`) on this result, with bootstrap
+        intervals over the test examples.
+
+        Returns:
+            a list of two :class:`keras_resnet_lab.findings.Assessment`.
+
+        Example:
+            >>> [a.verdict for a in result.assessments()]  # doctest: +SKIP
+        """
+        if self.cos_values is None:
+            raise ValueError("this RefinementResult has no per-example values: intervals need "
+                             "the result returned by refinement.")
+        cos, ratio = np.asarray(self.cos_values), np.asarray(self.ratio_values)
+        n = len(cos)
+        options = dict(resamples=resamples, seed=seed)
+        where = (f"'{self.model_name}', {len(self.block_names)} blocks, on {n} test examples "
+                 "(the model in inference mode)")
+        shortcut = sum(1 for g in self.gradient_at if g == "shortcut")
+        return [
+            assess("jastrzebski_refinement",
+                   {"mean_cosine": bootstrap(lambda i: mean_cosine(cos[i]), n, **options)},
+                   seeds=(seed,),
+                   notes=where + (f"; at the {shortcut} blocks that change shape the gradient "
+                                  "is taken at the shortcut's output." if shortcut else ".")),
+            assess("jastrzebski_first_block",
+                   {"first_over_rest": bootstrap(lambda i: first_over_rest(ratio[i]), n,
+                                                 **options)},
+                   seeds=(seed,), notes=where + f"; first block '{self.block_names[0]}'.")]
+
     def draw(self, axes):
         ax1, ax2, ax3 = axes
         idx = np.arange(1, len(self.block_names) + 1)
-        ax1.errorbar(idx, self.cos_neg_grad, yerr=self.cos_std, fmt="o-", capsize=3)
+        cos_err, ratio_err, what = self.cos_std, self.norm_ratio_std, "mean +- std"
+        if self.cos_values is not None:
+            cos, ratio = np.asarray(self.cos_values), np.asarray(self.ratio_values)
+            cos_err = error_bars(self.cos_neg_grad,
+                                 *percentile_bars(lambda i: cos[i].mean(0), len(cos)))
+            ratio_err = error_bars(self.norm_ratio,
+                                   *percentile_bars(lambda i: ratio[i].mean(0), len(ratio)))
+            what = "mean over examples, 95% interval"
+        ax1.errorbar(idx, self.cos_neg_grad, yerr=cos_err, fmt="o-", capsize=3, label=what)
         ax1.axhline(0, color="gray", lw=1)
         ax1.set(xlabel="block", ylabel="cos(F(h), -dL/dh)", title="Branch vs. negative gradient")
-        ax2.errorbar(idx, self.norm_ratio, yerr=self.norm_ratio_std, fmt="o-", capsize=3,
-                     color="C2")
+        ax1.legend(fontsize=8)
+        ax2.errorbar(idx, self.norm_ratio, yerr=ratio_err, fmt="o-", capsize=3,
+                     color="C2", label=what)
+        ax2.legend(fontsize=8)
         ax2.set(xlabel="block", ylabel="||F(h)|| / ||h||", title="Relative change per block")
         drop = [np.nan if v is None else v for v in self.drop_loss]
         ax3.plot(idx, drop, "o-", color="C3", label="block deleted")
         rep = [np.nan if v is None else v for v in self.repeat_loss]
         ax3.plot(idx, rep, "s-", color="C4", label=f"block applied {self.repeat_times}x")
-        ax3.axhline(self.intact_loss, color="gray", ls="--", label="intact")
+        if self.intact_loss is not None:  # measured with lesions=True
+            ax3.axhline(self.intact_loss, color="gray", ls="--", label="intact")
+            ax3.set_yscale("log")
         ax3.set(xlabel="block", ylabel="test loss", title="Deleting / repeating a block")
-        ax3.set_yscale("log")
         ax3.legend(fontsize=8)
         for ax in axes:
             ax.grid(alpha=0.3)
+
+
+def mean_cosine(cos):
+    """Mean over blocks of the mean over examples of ``cos(F_i(h_i), -dL/dh_i)``, from the
+    per-example values ``(examples, blocks)``.
+
+    Example:
+        >>> mean_cosine(np.array([[0.1, 0.3], [0.3, 0.1]]))
+        0.2
+    """
+    return float(np.mean(np.asarray(cos, dtype=float).mean(axis=0)))
+
+
+def first_over_rest(ratio):
+    """``||F||/||h||`` at the first block over the mean of the later blocks (each a mean over
+    examples), from the per-example ratios ``(examples, blocks)``; NaN with a single block or
+    when the later blocks' mean is 0.
+
+    Example:
+        >>> round(first_over_rest(np.array([[2.0, 0.5, 0.1], [1.0, 0.3, 0.3]])), 6)
+        5.0
+    """
+    means = np.asarray(ratio, dtype=float).mean(axis=0)
+    rest = float(np.mean(means[1:])) if len(means) > 1 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.float64(means[0]) / rest
+    return float(value) if np.isfinite(value) else float("nan")
 
 
 def _flat(t):
@@ -154,7 +232,8 @@ def refinement(model, data, *, batch_size=128, repeat_times=2, lesions=True, max
 
     Example:
         >>> result = refinement(model, (x_test, y_test))
-        >>> result.cos_neg_grad  # positive: each branch moves h down the loss
+        >>> result.cos_neg_grad  # per block: cos(F_i(h_i), -dL/dh_i)
+        >>> [a.describe() for a in result.assessments()]
     """
     repeat_times = count("repeat_times", repeat_times, minimum=2)
     batch_size = positive_int("batch_size", batch_size)
@@ -195,4 +274,5 @@ def refinement(model, data, *, batch_size=128, repeat_times=2, lesions=True, max
         norm_ratio=ratio.mean(0).tolist(), norm_ratio_std=ratio.std(0).tolist(),
         intact_loss=intact["loss"], intact_accuracy=intact["accuracy"],
         drop_loss=list(drop_loss), drop_accuracy=list(drop_acc), repeat_times=repeat_times,
-        repeat_loss=list(rep_loss), repeat_accuracy=list(rep_acc))
+        repeat_loss=list(rep_loss), repeat_accuracy=list(rep_acc), cos_values=cos,
+        ratio_values=ratio)
