@@ -110,4 +110,18 @@ COMPARISONS = {
         "multi_residual", "compare_multi_residual",
         "8 blocks of k = 1 against 2 blocks of k = 4 branches at equal parameters "
         "(Abdi & Nahavandi 1609.05672)", 3, False, False),
+    "depth": TrainingComparison(
+        "degradation", "compare_depths",
+        "plain and residual CIFAR networks of 8 and 56 layers trained alike with SGD, step "
+        "schedule and warm-up (He et al. 1512.03385)", 3, False, True),
+    # channels 0: no digits; the experiment builds its own inputs (networks at
+    # initialization, regression tasks).
+    "shattering": TrainingComparison(
+        "shattering", "shattering",
+        "gradients along a line of inputs of plain and residual dense nets with batch norm at "
+        "initialization, against depth (Balduzzi et al. 1702.08591)", 0, False, False),
+    "hessian": TrainingComparison(
+        "hessian", "zero_init_hessian",
+        "the loss Hessian at zero initialization of linear nets with shortcuts of 1, 2 and 3 "
+        "layers, against depth (Li et al. 1611.01186)", 0, False, False),
 }

@@ -458,6 +458,33 @@ class HessianResult(Result):
     autodiff_check: dict
 
     figure_columns = 3
+    #: The statistics are exact for the task (no sampling noise): over several tasks (seeds)
+    #: they are judged by their range, each task having to satisfy the claim.
+    interval = "range"
+
+    def statistics(self):
+        """Li et al.'s finding in the registry's units for this regression task:
+        ``{"li_hessian": {"n2_spread": relative spread of the condition number over the
+        depths with 2-layer shortcuts, "n1_growth": its growth from the smallest to the
+        largest depth with 1-layer shortcuts, "n3_norm": the largest |eigenvalue| over the
+        depths with 3-layer shortcuts}}`` (NaN where a shortcut length was not computed or
+        the number is undefined)."""
+        def number(value):
+            return float("nan") if value is None else float(value)
+
+        keys = {str(n) for n in self.shortcuts}
+        return {"li_hessian": {
+            "n2_spread": number(self.condition_spread(2)) if "2" in keys else float("nan"),
+            "n1_growth": number(self.condition_growth(1)) if "1" in keys else float("nan"),
+            "n3_norm": (float(max(self.max_abs_eigenvalue["3"])) if "3" in keys
+                        else float("nan")),
+        }}
+
+    def notes(self):
+        return {"li_hessian": (
+            f"Exact (closed-form, float64) Hessians at W = 0 of linear nets of width {self.dim} "
+            f"up to {max(max(d) for d in self.depths.values())} layers, on whitened regression "
+            f"tasks of {self.n_examples} examples (one task per seed).")}
 
     def condition_growth(self, shortcut):
         """``condition[n]`` at the largest depth over the smallest (None if undefined)."""

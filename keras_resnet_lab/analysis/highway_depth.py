@@ -38,19 +38,10 @@ from keras_resnet_lab.analysis._training import (
 )
 from keras_resnet_lab.analysis._training import learning_rates as learning_rates_list
 from keras_resnet_lab.analysis.gates import IDLE_ERROR_INCREASE, GateResult, gate_statistics
-from keras_resnet_lab.analysis.results import Comparison, criterion, fmt_number, verdict
+from keras_resnet_lab.analysis.results import Result, fmt_number
 
 #: The depth whose highway net gets ``gate_bias`` itself (see :func:`gate_bias_at`).
 REFERENCE_DEPTH = 10
-#: The finding's thresholds: the plain net's training error grows by at least
-#: ``PLAIN_ERROR_GROWTH`` from the shallowest to the deepest net, the highway net's by at most
-#: ``HIGHWAY_ERROR_GROWTH``; at the largest depth the highway net's training error is at least
-#: ``DEEP_ERROR_GAP`` lower than the plain net's; at least ``LATE_IDLE_FRACTION`` of the late
-#: layers of the deepest highway net are nearly idle.
-PLAIN_ERROR_GROWTH = 0.2
-HIGHWAY_ERROR_GROWTH = 0.05
-DEEP_ERROR_GAP = 0.2
-LATE_IDLE_FRACTION = 0.5
 
 
 def gate_bias_at(depth, gate_bias=-2.0):
@@ -84,8 +75,9 @@ def gate_bias_at(depth, gate_bias=-2.0):
 
 
 @dataclasses.dataclass
-class HighwayDepthComparison(Comparison):
-    """Plain and highway nets of several depths trained alike, and the gates of the deepest.
+class HighwayDepthComparison(Result):
+    """Plain and highway nets of several depths trained alike (one seed), and the gates of
+    the deepest.
 
     The per-network dicts are keyed by name, ``plain{depth}`` / ``highway{depth}``:
     ``curves[name]`` is the training loss after every epoch, ``final_train_loss`` /
@@ -99,7 +91,9 @@ class HighwayDepthComparison(Comparison):
     ``intact_test_error``, ``lesion_error_increase``, ``lesion_loss_increase``,
     ``idle_layers`` (lesion costs at most ``idle_error_increase`` accuracy), ``late_layers``
     (from ``late_from`` of the way on), ``late_idle_layers`` (how many of them are idle),
-    ``late_idle_fraction``, ``early_mean_gate`` and ``late_mean_gate``.
+    ``late_idle_fraction``, ``early_mean_gate`` and ``late_mean_gate``. ``init_mean_gate``
+    is the mean transform gate of each layer of the same net at initialization, before
+    training (on the same test data).
     """
 
     depths: list
@@ -120,11 +114,9 @@ class HighwayDepthComparison(Comparison):
     params: dict
     learning_rate: dict
     gates: dict
+    init_mean_gate: list = None
 
     figure_columns = 3
-    finding = ("Plain networks get harder to optimize as they get deeper while highway "
-               "networks train as well deep as shallow, and many late highway layers are "
-               "nearly idle: setting their transform gate to 0 barely changes the error.")
 
     @property
     def shallowest(self):
@@ -146,26 +138,51 @@ class HighwayDepthComparison(Comparison):
             return "second half"
         return f"from {self.late_from:.0%} of the way in"
 
-    def criteria(self):
-        shallow, deep = self.shallowest, self.deepest
+    def first_late(self):
+        """Index of the first late layer of the deepest highway net (``late_from`` of the way
+        into its gated layers)."""
+        layers = len(self.init_mean_gate or (self.gates or {}).get("mean_gate") or [])
+        return int(layers * self.late_from)
+
+    def gate_change(self):
+        """Mean transform gate of the late layers after training minus at initialization
+        (NaN when the deepest highway net diverged or the initial gates were not kept)."""
+        if self.gates is None or not self.init_mean_gate:
+            return float("nan")
+        first = self.first_late()
+        return float(np.mean(self.gates["mean_gate"][first:])
+                     - np.mean(self.init_mean_gate[first:]))
+
+    def statistics(self):
+        """Srivastava et al.'s findings in the registry's units (training errors in points):
+        ``srivastava_depth``: ``plain_rise`` and ``highway_rise`` (final training error of
+        the deepest minus the shallowest net); ``srivastava_gates`` on the deepest highway
+        net: ``idle_fraction`` (late layers whose gate lesion costs at most
+        ``idle_error_increase`` test accuracy) and ``gate_change`` (:meth:`gate_change`).
+        NaN where the deepest highway net diverged."""
         err = self.final_train_error
-        late = None if self.gates is None else self.gates["late_idle_fraction"]
+        shallow, deep = self.shallowest, self.deepest
+        idle = float("nan") if self.gates is None else float(self.gates["late_idle_fraction"])
+        return {
+            "srivastava_depth": {
+                "plain_rise": 100 * (err[f"plain{deep}"] - err[f"plain{shallow}"]),
+                "highway_rise": 100 * (err[f"highway{deep}"] - err[f"highway{shallow}"])},
+            "srivastava_gates": {"idle_fraction": idle, "gate_change": self.gate_change()},
+        }
+
+    def notes(self):
         idle = IDLE_ERROR_INCREASE if self.gates is None else self.gates["idle_error_increase"]
-        return [
-            criterion(f"plain{deep}_minus_plain{shallow}_train_error",
-                      err[f"plain{deep}"] - err[f"plain{shallow}"], ">=", PLAIN_ERROR_GROWTH,
-                      "the plain net's training error grows with depth"),
-            criterion(f"highway{deep}_minus_highway{shallow}_train_error",
-                      err[f"highway{deep}"] - err[f"highway{shallow}"], "<=",
-                      HIGHWAY_ERROR_GROWTH, "the highway net's training error does not"),
-            criterion(f"plain{deep}_minus_highway{deep}_train_error",
-                      err[f"plain{deep}"] - err[f"highway{deep}"], ">=", DEEP_ERROR_GAP,
-                      f"at depth {deep} the highway net trains far better than the plain"),
-            criterion("late_idle_fraction", late, ">=", LATE_IDLE_FRACTION,
-                      f"at least half of the late layers of highway{deep} ({self._late()}) "
-                      f"are nearly idle: their gate lesion (T = 0) costs <= {idle:g} test "
-                      "accuracy"),
-        ]
+        return {
+            "srivastava_depth": (
+                f"Depths {'/'.join(str(d) for d in self.depths)}; final training errors of the "
+                "trained nets on the whole training set (inference mode), each net at its "
+                "best learning rate."),
+            "srivastava_gates": (
+                f"On highway{self.deepest}: late layers are the {self._late()} of its gated "
+                f"layers; a layer is idle when its gate lesion costs at most {100 * idle:g} "
+                "point(s) of test accuracy; the gates before training are measured on the "
+                "same net (same seed) on the same test data."),
+        }
 
     def describe(self):
         def errors(kind):
@@ -188,8 +205,11 @@ class HighwayDepthComparison(Comparison):
                      f"costs at most {100 * g['idle_error_increase']:g} point of test "
                      f"accuracy; {len(g['idle_layers'])} of {len(g['block_names'])} layers in "
                      f"all), with mean gate T {fmt_number(g['early_mean_gate'])} in the early "
-                     f"and {fmt_number(g['late_mean_gate'])} in the late layers.")
-        return f"{text} {verdict(self.criteria())}"
+                     f"and {fmt_number(g['late_mean_gate'])} in the late layers")
+            change = self.gate_change()
+            text += (f" ({change:+.3g} since initialization)." if math.isfinite(change)
+                     else ".")
+        return text
 
     def draw(self, axes):
         ax1, ax2, ax3 = axes
@@ -218,8 +238,12 @@ class HighwayDepthComparison(Comparison):
             g = self.gates
             layers = np.arange(1, len(g["mean_gate"]) + 1)
             ax3.plot(layers, g["mean_gate"], "o-", ms=3, color="C0", label="mean gate T")
+            if self.init_mean_gate:
+                ax3.plot(layers, self.init_mean_gate, ":", color="C0",
+                         label="mean gate T at init")
             ax3.set_ylabel("mean transform gate T", color="C0")
-            ax3.set_ylim(0, max(0.05, 1.1 * max(g["mean_gate"])))
+            top = max(list(g["mean_gate"]) + list(self.init_mean_gate or []))
+            ax3.set_ylim(0, max(0.05, 1.1 * top))
             first_late = len(layers) - len(g["late_layers"])
             ax3.axvspan(first_late + 0.5, len(layers) + 0.5, color="gray", alpha=0.1,
                         label="late layers")
@@ -309,7 +333,7 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
     Example:
         >>> train, test = training_digits(8, channels=1, batch_size=64, flatten=True)
         >>> result = compare_highway_depths(train, test)
-        >>> result.finding_held, result.final_train_error["plain50"]
+        >>> result.statistics()["srivastava_depth"], result.final_train_error["plain50"]
     """
     import keras
 
@@ -333,13 +357,18 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
 
     biases = {d: gate_bias_at(d, gate_bias) for d in depths}
     runs = [(kind, d, lr) for kind in ("plain", "highway") for d in depths for lr in rates]
-    best = {}
+    best, init_gates = {}, None
     for kind, depth, lr in progress(runs, desc=f"highway depths x{len(runs)}",
                                     enabled=progress_bar):
         name = f"{kind}{depth}"
         keras.utils.set_random_seed(seed)
         model = highway_mlp(depth - 1, units, gate_bias=biases[depth], plain=kind == "plain",
                             input_shape=train[0].shape[1:], num_classes=num_classes, name=name)
+        if kind == "highway" and depth == depths[-1] and init_gates is None:
+            # The same seed builds the same net at every learning rate: its gates before
+            # training, on the data the trained gates are measured on.
+            init_gates = gate_statistics(model, test, lesions=False,
+                                         progress_bar=False).mean_gate
         history = train_arm(model, train, epochs, keras.optimizers.SGD(lr, momentum=momentum),
                             batch_size, verbose=verbose)
         loss, acc = loss_and_accuracy(model, train)
@@ -364,4 +393,4 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
         final_test_loss={n: test_scores[n][0] for n in names},
         final_test_error={n: _error(test_scores[n][1], len(test[0])) for n in names},
         params={n: int(best[n][2].count_params()) for n in names},
-        learning_rate={n: best[n][1] for n in names}, gates=gates)
+        learning_rate={n: best[n][1] for n in names}, gates=gates, init_mean_gate=init_gates)

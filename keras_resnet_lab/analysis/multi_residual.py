@@ -284,6 +284,23 @@ class MultiResidualComparison(Result):
         return self.mean_accuracy[self.index(branches)] - self.mean_accuracy[
             self.index(baseline)]
 
+    def statistics(self):
+        """Abdi & Nahavandi's finding in the registry's units: ``{"abdi_multires":
+        {"accuracy_gap": 100 x (test accuracy of the net with the most branches per block -
+        the one with the fewest)}}`` (k = 4 minus k = 1 by default), paired by seed: for the
+        seed of a one-seed run (as :func:`~keras_resnet_lab.analysis.comparisons.
+        run_comparison` runs it), the mean over the seeds otherwise."""
+        ks = [c["branches"] for c in self.configs]
+        return {"abdi_multires": {"accuracy_gap": 100 * self.accuracy_gap(max(ks), min(ks))}}
+
+    def notes(self):
+        ks = sorted(c["branches"] for c in self.configs)
+        blocks = {c["branches"]: c["n_blocks"] for c in self.configs}
+        return {"abdi_multires": (
+            f"{blocks[ks[-1]]} blocks of k = {ks[-1]} against {blocks[ks[0]]} of k = {ks[0]}, "
+            f"{self.configs[0]['params']:,} trainable parameters each, {self.epochs} epochs; "
+            "final test accuracy.")}
+
     def draw(self, axes):
         ax1, ax2, ax3 = axes
         labels = [f"{c['n_blocks']} blocks\nk = {c['branches']}" for c in self.configs]
@@ -345,7 +362,9 @@ def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seed
             ``steps_per_epoch``).
         test: ``(x, y)`` images and integer labels (evaluated after every epoch).
         branches: the branch counts ``k`` to compare.
-        seeds: one training run of every network per seed.
+        seeds: one training run of every network per seed (one seed per call when the
+            seeds are judged as independent runs:
+            :func:`~keras_resnet_lab.analysis.comparisons.run_comparison` does so).
         epochs: training epochs.
         batch_size: batch size with array data.
         learning_rate: peak learning rate (> 0).
@@ -364,8 +383,8 @@ def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seed
 
     Example:
         >>> result = compare_multi_residual(4, (x_train, y_train), (x_test, y_test),
-        ...                                 branches=(1, 4), seeds=(0, 1), epochs=5)
-        >>> result.accuracy_gap(4)  # >= 0: the 4-branch net is at least as accurate
+        ...                                 branches=(1, 4), seeds=(0,), epochs=5)
+        >>> result.statistics()["abdi_multires"]["accuracy_gap"]  # points, k = 4 minus k = 1
     """
     import keras
 

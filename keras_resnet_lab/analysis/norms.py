@@ -33,8 +33,9 @@ class NormGrowthResult(Result):
     ``names[i]`` names state ``h_i``: ``names[0]`` is the input of the first block (``"<first
     block>.input"``), then the output of each block (its name), or of each step of a
     weight-shared stack (``"<stack>.step<k>"``). ``ratio[i]`` is the mean over examples of
-    ``||h_i|| / ||h_0||`` (one norm per example over all its features), ``ratio_std`` its standard
-    deviation, ``mean_norm[i]`` the mean ``||h_i||``. ``training`` says whether the batch norms
+    ``||h_i|| / ||h_0||`` (one norm per example over all its features; examples with
+    ``h_0 = 0`` have no ratio and are left out), ``ratio_std`` its standard deviation,
+    ``mean_norm[i]`` the mean ``||h_i||``. ``training`` says whether the batch norms
     used batch statistics (what the first training step sees) or their moving statistics.
     """
 
@@ -216,12 +217,17 @@ def norm_growth(model, x, *, expand_stacks=True, training=False, batch_size=256,
                                       training=bool(training))
         per_batch.append(np.stack([_norms(s) for s in states], axis=1))
     norms = np.concatenate(per_batch)
+    # An example whose h_0 is exactly zero (every unit of a narrow ReLU stem off) has no
+    # ratio: it is left out (NaN when no example has one).
+    defined = norms[:, 0] > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = norms / norms[:, :1]
+        ratio = norms[defined] / norms[defined, :1]
+    nan = np.full(norms.shape[1], np.nan)
     return NormGrowthResult(
         model_name=model.name, n_examples=len(x), training=bool(training), names=names,
-        mean_norm=norms.mean(0).tolist(), ratio=ratio.mean(0).tolist(),
-        ratio_std=ratio.std(0).tolist())
+        mean_norm=norms.mean(0).tolist(),
+        ratio=(ratio.mean(0) if len(ratio) else nan).tolist(),
+        ratio_std=(ratio.std(0) if len(ratio) else nan).tolist())
 
 
 # -- training stability -------------------------------------------------------------------

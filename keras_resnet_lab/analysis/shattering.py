@@ -222,9 +222,11 @@ class ShatteringResult(Result):
     """Gradient autocorrelation along a line of inputs, versus depth, per network kind.
 
     ``lag1[kind][i]`` is the mean (over ``seeds`` initializations) lag-1 autocorrelation of
-    the gradients of a ``depths[i]``-block network (``2 * depth`` rectifier layers);
+    the gradients of a ``depths[i]``-block network (``2 * depth`` rectifier layers), and
+    ``lag1_per_seed[kind][i]`` its value for each seed of ``seed_values``;
     ``autocorr[kind]`` the mean autocorrelation function at the largest depth;
-    ``examples[kind]`` the standardized gradients of one network of the largest depth.
+    ``examples[kind]`` the standardized gradients of one network of the largest depth (the
+    first seed).
     """
 
     kinds: list
@@ -238,8 +240,33 @@ class ShatteringResult(Result):
     lag1_std: dict
     autocorr: dict
     examples: dict
+    seed_values: list = None
+    lag1_per_seed: dict = None
 
     figure_columns = 3
+
+    def statistics(self):
+        """Balduzzi et al.'s finding in the registry's units, at the largest depth:
+        ``{"balduzzi_shattering": {"plain_lag1": |lag-1 autocorrelation| of the plain net with
+        batch norm, "residual_minus_plain": lag-1 of the residual net with batch norm minus
+        the plain one's}}`` for the seed of a one-seed result (the mean over its seeds
+        otherwise); NaN without the kinds ``plain_bn`` and ``residual_bn``."""
+        nan = float("nan")
+        per_seed = self.lag1_per_seed or {}
+        if not {"plain_bn", "residual_bn"} <= set(per_seed):
+            return {"balduzzi_shattering": {"plain_lag1": nan, "residual_minus_plain": nan}}
+        plain = np.asarray(per_seed["plain_bn"][-1], dtype=float)
+        residual = np.asarray(per_seed["residual_bn"][-1], dtype=float)
+        return {"balduzzi_shattering": {
+            "plain_lag1": float(np.mean(np.abs(plain))),
+            "residual_minus_plain": float(np.mean(residual - plain))}}
+
+    def notes(self):
+        deepest = self.depths[-1] * self.layers_per_block
+        return {"balduzzi_shattering": (
+            f"Dense nets of width {self.width} at initialization, {deepest} rectifier layers "
+            f"({self.depths[-1]} blocks); gradients at {self.n_points} points of a line, batch "
+            "norms calibrated on the line.")}
 
     def depth_below(self, kind, threshold):
         """The smallest depth (in rectifier layers) whose mean lag-1 autocorrelation is below
@@ -285,7 +312,9 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
         kinds: network kinds passed to the builder (:data:`KINDS` for the default one:
             ``plain``, ``plain_bn``, ``residual``, ``residual_bn``, ``looks_linear``).
         depths: numbers of blocks.
-        seeds: initializations per (kind, depth).
+        seeds: initializations per (kind, depth): a number ``n`` (seeds ``0 .. n - 1``) or
+            a list of seeds (``[s]``: one seed, as
+            :func:`~keras_resnet_lab.analysis.comparisons.run_comparison` runs it).
         width: units per layer of the default builder.
         n_points: inputs on the line (256 in the paper).
         input_range: ends of the line (``t`` in [-2, 2]).
@@ -302,7 +331,13 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
     """
     from keras_resnet_lab.analysis._common import progress
 
-    seeds = count("seeds", seeds)
+    if isinstance(seeds, (list, tuple, range, np.ndarray)):
+        seed_values = [seed_check("seeds", v) for v in sequence("seeds", seeds)]
+        if len(set(seed_values)) != len(seed_values):
+            raise ValueError(f"`seeds` must not repeat a seed, got {seed_values}.")
+    else:
+        seed_values = list(range(count("seeds", seeds)))
+    seeds = len(seed_values)
     progress_bar = boolean("progress_bar", progress_bar)
     n_points = integer("n_points", n_points, 2, MAX_POINTS, what="points on the line")
     width = positive_int("width", width)
@@ -315,8 +350,9 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
     layers_per_block = 2
     if isinstance(model_or_builder, keras.Model):
         model = model_or_builder
-        kinds, depths, seeds = [model.name], [len([lay for lay in model.layers if
-                                                   isinstance(lay, ResidualBlock)]) or 1], 1
+        kinds, depths = [model.name], [len([lay for lay in model.layers if
+                                            isinstance(lay, ResidualBlock)]) or 1]
+        seed_values, seeds = seed_values[:1], 1
 
         def build(kind, depth, seed):
             return model
@@ -329,24 +365,25 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
     else:
         raise ValueError("`model_or_builder` must be None, a keras.Model or a callable "
                          f"builder(kind, depth, seed), got {type(model_or_builder).__name__}.")
-    lag1, lag1_std, acf, examples = {}, {}, {}, {}
+    lag1, lag1_std, per_seed, acf, examples = {}, {}, {}, {}, {}
     bar = progress(total=len(kinds) * len(depths) * seeds, desc="shattering",
                    enabled=progress_bar)
     for kind in kinds:
         per_depth = []
         for depth in depths:
             values = []
-            for seed in range(seeds):
+            for seed in seed_values:
                 g = line_gradients(build(kind, depth, seed), n_points, input_range)
                 r = autocorrelation(g, max_lag)
-                values.append(r[1])
+                values.append(float(r[1]))
                 if depth == depths[-1]:
                     acf.setdefault(kind, []).append(r)
-                    if seed == 0:
+                    if seed == seed_values[0]:
                         sd = g.std()
                         examples[kind] = ((g - g.mean()) / (sd if sd > 0 else 1.0)).tolist()
                 bar.update(1)
             per_depth.append(values)
+        per_seed[kind] = per_depth
         lag1[kind] = [float(np.mean(v)) for v in per_depth]
         lag1_std[kind] = [float(np.std(v)) for v in per_depth]
         acf[kind] = np.mean(acf[kind], axis=0).tolist()
@@ -354,4 +391,5 @@ def shattering(model_or_builder=None, *, kinds=KINDS,
     return ShatteringResult(kinds=list(kinds), depths=depths, layers_per_block=layers_per_block,
                             width=width, n_points=n_points,
                             input_range=[float(v) for v in input_range], seeds=seeds,
-                            lag1=lag1, lag1_std=lag1_std, autocorr=acf, examples=examples)
+                            lag1=lag1, lag1_std=lag1_std, autocorr=acf, examples=examples,
+                            seed_values=[int(v) for v in seed_values], lag1_per_seed=per_seed)
