@@ -16,11 +16,17 @@ that serialize to JSON and plot themselves.
 - :mod:`.hessian`: the Hessian at zero initialization of linear nets with shortcuts (Li et al.,
   arXiv 1611.01186).
 - :mod:`.filter_refinement`: the filter refinement score (Chu et al., arXiv 1701.02362).
-- Training comparisons (small networks trained alike; results carry ``criteria()``,
-  ``finding_held`` and ``describe()``): :mod:`.highway_depth` (Srivastava et al.),
-  :mod:`.scaling` (Szegedy et al.), :mod:`.sharing` (Liao & Poggio; Jastrzebski et al.),
-  :mod:`.looks_linear` (Balduzzi et al.); these and :mod:`.multi_residual` run by name
-  through :func:`run_comparison` (:mod:`.comparisons`).
+- :mod:`.degradation`: plain and residual nets at two depths (He et al., arXiv 1512.03385).
+- Seeded experiments (small networks trained alike, or seeded exact computations; each
+  per-seed result has ``statistics()`` in the registry's units): :mod:`.degradation`,
+  :mod:`.highway_depth` (Srivastava et al.), :mod:`.scaling` (Szegedy et al.), :mod:`.sharing`
+  (Liao & Poggio; Jastrzebski et al.), :mod:`.looks_linear` and :mod:`.shattering` (Balduzzi
+  et al.), :mod:`.multi_residual`, :mod:`.hessian`; run by name over seeds through
+  :func:`run_comparison` (:mod:`.comparisons`), which judges their findings.
+
+Every result that tests a finding gives ``assessments()``: the findings of the registry
+(:mod:`keras_resnet_lab.findings`) judged by their rules, with intervals (bootstrap over
+examples, draws or channels for one trained network; over seeds for the seeded experiments).
 
 Example:
     >>> from keras_resnet_lab.analysis import lesion_study
@@ -28,7 +34,13 @@ Example:
     >>> result.plot("lesion.png")
 """
 
-from keras_resnet_lab.analysis.comparisons import COMPARISONS, run_comparison
+from keras_resnet_lab.analysis.comparisons import (
+    COMPARISONS,
+    SeededComparison,
+    run_comparison,
+    run_seed,
+)
+from keras_resnet_lab.analysis.degradation import DepthComparison, compare_depths
 from keras_resnet_lab.analysis.estimation import (
     EstimationResult,
     block_outputs,
@@ -97,13 +109,7 @@ from keras_resnet_lab.analysis.paths import (
     path_lengths,
 )
 from keras_resnet_lab.analysis.refinement import RefinementResult, branch_statistics, refinement
-from keras_resnet_lab.analysis.results import (
-    Comparison,
-    Result,
-    atomic_write_json,
-    criterion,
-    jsonable,
-)
+from keras_resnet_lab.analysis.results import Result, atomic_write_json, jsonable
 from keras_resnet_lab.analysis.scaling import (
     ScalingComparison,
     compare_residual_scales,
@@ -150,8 +156,9 @@ __all__ = [
     "branch_statistics", "calibrate_batch_norm", "cka_matrix", "crelu", "effective_range",
     "input_gradients", "jsonable", "kendall_tau", "lesion_study", "line_gradients",
     "line_inputs", "linear_cka", "path_gradients", "path_lengths", "refinement", "shattering",
-    "shattering_network", "COMPARISONS", "Comparison", "HighwayDepthComparison",
+    "shattering_network", "COMPARISONS", "DepthComparison", "HighwayDepthComparison",
     "LooksLinearComparison", "ScalingComparison", "SharingComparison", "compare_highway_depths",
-    "compare_initializations", "compare_residual_scales", "compare_weight_sharing", "criterion",
-    "gate_bias_at", "linearity_error", "run_comparison", "scaled_stack", "sharing_network",
+    "compare_initializations", "compare_residual_scales", "compare_weight_sharing",
+    "SeededComparison", "compare_depths", "gate_bias_at", "linearity_error", "run_comparison",
+    "run_seed", "scaled_stack", "sharing_network",
 ]

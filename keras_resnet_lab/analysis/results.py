@@ -6,11 +6,9 @@ Every file is written atomically (a temporary file in the same folder, then ``os
 figures are drawn with matplotlib's Agg canvas without touching the global pyplot backend.
 """
 
-import abc
 import dataclasses
 import json
 import math
-import operator
 
 import numpy as np
 
@@ -46,7 +44,7 @@ def atomic_write_json(obj, path):
     """Write ``obj`` (made :func:`jsonable`) as strict JSON to ``path`` atomically.
 
     Example:
-        >>> atomic_write_json({"finding_held": True}, "out/results.json")  # doctest: +SKIP
+        >>> atomic_write_json({"n_blocks": 27}, "out/results.json")  # doctest: +SKIP
     """
     return atomic_write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n", path)
 
@@ -95,28 +93,6 @@ class Result:
         return save_figure(figure, path)
 
 
-_COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-
-
-def criterion(name, value, comparison, threshold, meaning):
-    """One criterion of a paper's finding: ``value comparison threshold``.
-
-    A ``None`` or NaN value fails. Returns a JSON-safe dict with the keys ``name``, ``value``,
-    ``comparison``, ``threshold``, ``held`` and ``meaning``.
-
-    Example:
-        >>> criterion("gap", 0.3, ">=", 0.2, "the residual net is better")["held"]
-        True
-    """
-    if comparison not in _COMPARISONS:
-        raise ValueError(f"`comparison` must be one of {sorted(_COMPARISONS)}, got "
-                         f"{comparison!r}.")
-    value = jsonable(value)
-    held = value is not None and bool(_COMPARISONS[comparison](value, threshold))
-    return {"name": name, "value": value, "comparison": comparison, "threshold": threshold,
-            "held": held, "meaning": meaning}
-
-
 def fmt_number(value):
     """``value`` with 3 significant digits, or ``n/a`` for None (a NaN made JSON-safe)."""
     return "n/a" if value is None else f"{value:.3g}"
@@ -125,46 +101,3 @@ def fmt_number(value):
 def fmt_percent(value):
     """A fraction as a percentage with one decimal, or ``n/a`` for None."""
     return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def verdict(criteria):
-    """One sentence: every criterion held, or which failed, with their numbers and meaning."""
-    failed = [c for c in criteria if not c["held"]]
-    if not failed:
-        return "The finding held: every criterion was met."
-    parts = [f"{c['name']} was {fmt_number(c['value'])}, not {c['comparison']} "
-             f"{c['threshold']:g} ({c['meaning'].removeprefix('and ')})" for c in failed]
-    return (f"The finding did not hold here; {len(failed)} of {len(criteria)} criteria failed: "
-            + "; ".join(parts) + ".")
-
-
-class Comparison(Result, abc.ABC):
-    """A :class:`Result` that trains networks to test a paper's finding.
-
-    Subclasses implement ``criteria()`` (a list of :func:`criterion` dicts) and ``describe()``
-    (one paragraph of this result's numbers); ``finding_held`` is whether every criterion held.
-    ``to_dict()`` carries the criteria, the verdict and the paragraph, so a saved result can be
-    reported without the object.
-    """
-
-    #: One sentence: the paper's finding as tested by ``criteria()``.
-    finding = ""
-
-    @abc.abstractmethod
-    def criteria(self):
-        """The finding's criteria on this result: a list of :func:`criterion` dicts."""
-
-    @abc.abstractmethod
-    def describe(self):
-        """One paragraph of this result's numbers, ending with :func:`verdict`."""
-
-    @property
-    def finding_held(self):
-        return all(c["held"] for c in self.criteria())
-
-    def to_dict(self):
-        out = super().to_dict()
-        criteria = self.criteria()
-        out.update(finding=self.finding, criteria=criteria,
-                   finding_held=all(c["held"] for c in criteria), description=self.describe())
-        return out

@@ -31,7 +31,7 @@ from keras_resnet_lab.findings.verdict import (
 
 __all__ = ["FINDINGS", "HELD", "INCONCLUSIVE", "NOT_HELD", "VERDICTS", "Assessment",
            "Criterion", "Estimate", "Finding", "assess", "bootstrap", "finding", "format_value",
-           "missing", "over_range", "over_seeds", "tally"]
+           "from_dict", "missing", "over_range", "over_seeds", "tally"]
 
 
 @dataclasses.dataclass
@@ -80,11 +80,22 @@ class Assessment:
         return [criterion_sentence(c, self.estimates[c.key], self.verdicts[c.key])
                 for c in self.finding.criteria]
 
+    def untestable(self):
+        """The preconditions that did not hold (the finding cannot be tested here)."""
+        return [c for c in self.finding.criteria
+                if c.precondition and self.verdicts[c.key] != HELD]
+
     def describe(self):
         """A paragraph: the claim, each criterion's numbers and verdict, the finding's."""
         text = " ".join(self.sentences())
+        why = ""
+        if self.untestable():
+            why = " Cannot be tested here: " + "; ".join(
+                f"{c.statistic} is not shown to be {c.comparison} "
+                f"{format_value(c.threshold, c.unit)}" for c in self.untestable()) + "."
         return (f"{self.finding.paper} (arXiv {self.finding.arxiv}): {self.finding.claim} "
-                f"{text} Verdict: {self.verdict}." + (f" {self.notes}" if self.notes else ""))
+                f"{text} Verdict: {self.verdict}.{why}" + (f" {self.notes}" if self.notes
+                                                           else ""))
 
 
 def assess(key, estimates, seeds=(), notes=""):
@@ -106,12 +117,21 @@ def assess(key, estimates, seeds=(), notes=""):
     claims = [verdicts[c.key] for c in entry.criteria if not c.precondition]
     untestable = [c for c in entry.criteria if c.precondition and verdicts[c.key] != HELD]
     verdict = INCONCLUSIVE if untestable else combine(claims)
-    if untestable:
-        notes = " ".join(filter(None, [notes, "Cannot be tested here: " + "; ".join(
-            f"{c.statistic} is not {c.comparison} {format_value(c.threshold, c.unit)}"
-            for c in untestable) + "."]))
     return Assessment(entry, dict(estimates), verdicts, verdict,
                       tuple(int(s) for s in seeds), notes)
+
+
+def from_dict(data):
+    """Rebuild an :class:`Assessment` from its ``to_dict()`` (as saved in JSON), judging it
+    again with the registry's rule."""
+    estimates = {}
+    for c in data["criteria"]:
+        low, high = (float("nan") if v is None else v for v in c["interval"])
+        value = float("nan") if c["estimate"] is None else c["estimate"]
+        estimates[c["key"]] = Estimate(value, low, high, int(c["n"]), c["method"],
+                                       tuple(float("nan") if v is None else v
+                                             for v in c.get("samples", ())))
+    return assess(data["key"], estimates, data.get("seeds", ()), data.get("notes", ""))
 
 
 def format_value(value, unit):
