@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_resnet_lab.analysis.lesion import kendall_tau, lesion_study
 from keras_resnet_lab.analysis.paths import (
+    decay_factor,
     effective_range,
     input_gradients,
     path_gradients,
@@ -28,7 +29,13 @@ from keras_resnet_lab.analysis.shattering import (
     shattering,
     shattering_network,
 )
-from keras_resnet_lab.analysis.similarity import block_similarity, cka_matrix, linear_cka
+from keras_resnet_lab.analysis.similarity import (
+    block_similarity,
+    cka_matrix,
+    linear_cka,
+    within_stage_cka,
+)
+from keras_resnet_lab.findings import from_dict
 from keras_resnet_lab.models import cifar_network, residual_mlp
 from keras_resnet_lab.models.surgery import drop_blocks, repeat_block
 
@@ -107,6 +114,12 @@ def test_path_gradients_batched_equals_per_sample_and_reports_contributions():
     assert math.isclose(sum(batched.contribution_fraction), 1.0)
     lo, hi = batched.effective_range
     assert 0 <= lo <= batched.peak_length <= hi <= 4
+    # The per-sample norms (kept for intervals, not in the JSON) give the means and the fit.
+    assert batched.norms.shape == batched.sample_examples.shape == (5, 3)
+    np.testing.assert_allclose(batched.norms.mean(1), batched.mean_norm)
+    assert batched.decay_per_block == pytest.approx(
+        decay_factor(batched.lengths, batched.mean_norm))
+    assert "norms" not in batched.to_dict()
     with pytest.raises(ValueError, match="plain"):
         path_gradients(cifar_network(1, widths=(4,), input_shape=(8, 8, 3), num_classes=3,
                                      plain=True), data, 2, progress_bar=False)
@@ -202,14 +215,30 @@ def test_kendall_tau():
 
 def test_lesion_cached_and_naive_agree_and_plain_twin_collapses(trained_digits, tmp_path):
     model, plain, (x, y) = trained_digits
-    cached = lesion_study(model, (x, y), plain_model=plain, draws=2, progress=False)
-    naive = lesion_study(model, (x, y), draws=2, method="naive", progress=False)
+    k_values, swaps = range(1, 7), range(1, 5)
+    cached = lesion_study(model, (x, y), plain_model=plain, k_values=k_values, draws=2,
+                          swap_counts=swaps, progress=False)
+    naive = lesion_study(model, (x, y), k_values=k_values, draws=2, swap_counts=swaps,
+                         method="naive", progress=False)
     a, b = cached.to_dict(), naive.to_dict()
     for key in ("intact_error", "single_error", "single_loss", "random_k", "reorder"):
         assert a[key] == b[key], key
+    for key in ("intact_correct", "single_correct", "k_correct", "reorder_correct"):
+        np.testing.assert_array_equal(getattr(cached, key), getattr(naive, key), err_msg=key)
+        assert key not in a  # per-example arrays: kept for intervals, not in the JSON
+    # The per-example correctness is the errors' source.
+    assert cached.intact_error == 1.0 - cached.intact_correct.mean()
+    np.testing.assert_allclose(cached.single_error, 1.0 - cached.single_correct.mean(1))
+    np.testing.assert_allclose([e for r in cached.random_k for e in r["errors"]],
+                               1.0 - cached.k_correct.mean(1))
+    np.testing.assert_allclose([r["error"] for r in cached.reorder],
+                               1.0 - cached.reorder_correct.mean(1))
     names = cached.block_names
     assert len(names) == 6 and cached.downsampling == [False, False, True, False, True, False]
     assert [r["k"] for r in cached.random_k] == list(range(1, 7))
+    # The plain twin: single deletions only.
+    assert cached.plain.random_k == [] and cached.plain.reorder == []
+    assert cached.plain.single_correct.shape == (6, len(x))
     # The residual net survives losing its last block; every deletion kills the plain twin.
     assert cached.intact_error < 0.1 and cached.plain.intact_error < 0.15
     assert cached.single_error[-1] - cached.intact_error < 0.1
@@ -231,6 +260,11 @@ def test_refinement_on_the_trained_net(trained_digits, tmp_path):
     assert result.gradient_at == ["input", "input", "shortcut", "input", "shortcut", "input"]
     assert all(c > 0 for c in result.cos_neg_grad)
     assert result.norm_ratio[0] == max(result.norm_ratio)
+    # The per-example values (kept for intervals, not in the JSON) give the per-block means.
+    assert result.cos_values.shape == result.ratio_values.shape == (len(x), 6)
+    np.testing.assert_allclose(result.cos_values.mean(0), result.cos_neg_grad)
+    np.testing.assert_allclose(result.ratio_values.std(0), result.norm_ratio_std)
+    assert "cos_values" not in result.to_dict()
     increase = result.drop_loss_increase()
     assert increase[0] > increase[-1] > 0
     assert result.repeat_loss[2] is None and result.repeat_loss[-1] is not None
@@ -266,6 +300,11 @@ def test_block_similarity_on_the_trained_net(trained_digits, tmp_path):
     assert 0.5 < result.within_stage <= 1.0
     # Consecutive blocks are more alike than the stem and the last block.
     assert matrix[1, 2] > matrix[0, -1]
+    # The Gram matrices kept for intervals (not in the JSON) give the same CKA.
+    assert result.grams.shape == (7, 200, 200) and result.grams.dtype == np.float32
+    assert "grams" not in result.to_dict()
+    assert within_stage_cka(result.grams, result.stages) == pytest.approx(
+        result.within_stage, abs=1e-5)
     assert _is_png(result.plot(str(tmp_path / "c.png")))
 
 
@@ -319,10 +358,11 @@ def test_analyze_command_analysis_two(trained_digits, tmp_path, capsys):
     runs = {
         "estimation": [path],
         "filters": [path, "--plain", plain_path],
+        "similarity": [path, "--plain", plain_path],
         "norms": [path],
         "gates": [str(tmp_path / "h.keras")],
-        "hessian": ["--max-depth", "6"],
-        "multires": ["--epochs", "1"],
+        "hessian": ["--quick", "--seeds", "2"],
+        "multires": ["--epochs", "1", "--seeds", "2"],
     }
     for experiment, extra in runs.items():
         out = tmp_path / experiment
@@ -334,18 +374,29 @@ def test_analyze_command_analysis_two(trained_digits, tmp_path, capsys):
         with open(out / f"{experiment}.json") as f:
             result = json.load(f)
         assert _is_png(out / f"{experiment}.png")
+        printed = capsys.readouterr().out
+        if experiment in ("norms", "gates"):
+            assert not (out / "findings.json").exists() and "descriptive" in printed
+        else:  # the verdicts of the findings the experiment tests, judged by the registry
+            with open(out / "findings.json") as f:
+                found = json.load(f)["findings"]
+            for data in found:
+                assert from_dict(data).verdict == data["verdict"]
+                assert f"{data['key']}: {data['verdict']}" in printed
         if experiment == "filters":
             assert result["twin_name"] == "digits_net_plain"
             assert result["score"] > result["twin_score"]
+            assert [f["key"] for f in found] == ["chu_filters"]
+        if experiment == "similarity":
+            assert [f["key"] for f in found] == ["kornblith_cka"]
         if experiment == "gates":
             assert len(result["mean_gate"]) == 4  # one per highway layer
         if experiment == "hessian":
-            assert result["depths"]["2"] == [2, 4, 6]
+            assert result["seeds"] == [0, 1] and [f["key"] for f in found] == ["li_hessian"]
         if experiment == "multires":
-            params = [c["params"] for c in result["configs"]]
-            assert params[0] == params[1]
-    printed = capsys.readouterr().out
-    assert "||h_L|| / ||h_0||" in printed and "n=2" in printed
+            assert len(result["runs"]) == 2 and [f["key"] for f in found] == ["abdi_multires"]
+        if experiment == "norms":
+            assert "||h_L|| / ||h_0||" in printed
     assert main(["analyze", path, "--experiment", "hessian", "--out", str(tmp_path / "x")]) == 2
     assert "builds its own networks" in capsys.readouterr().err
     assert main(["analyze", "--experiment", "estimation", "--out", str(tmp_path / "y")]) == 2
@@ -354,28 +405,28 @@ def test_analyze_command_analysis_two(trained_digits, tmp_path, capsys):
 
 
 def test_analyze_command_training_comparisons(tmp_path, capsys):
-    """The training comparisons run by name with no model; each writes its verdict, its
-    criteria and a paragraph of its own numbers (two here; the lab test runs all of them)."""
-    from keras_resnet_lab.analysis.comparisons import COMPARISONS
+    """The seeded experiments run by name with no model, over --seeds seeds; each writes its
+    findings' verdicts and a paragraph generated from their numbers."""
+    from keras_resnet_lab.catalog import COMPARISONS
     from keras_resnet_lab.cli import main
 
     for experiment in ("scaling", "looks_linear"):
         out = tmp_path / experiment
         assert main(["analyze", "--experiment", experiment, "--quick", "--epochs", "1",
-                     "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+                     "--seeds", "2", "--out", str(out), "--quiet"]) == 0, \
+            capsys.readouterr().err
         with open(out / f"{experiment}.json") as f:
             result = json.load(f)
-        assert _is_png(out / f"{experiment}.png")
-        assert result["finding_held"] is all(c["held"] for c in result["criteria"])
+        assert _is_png(out / f"{experiment}.png") and result["seeds"] == [0, 1]
         printed = capsys.readouterr().out
-        assert result["description"] in printed
-        assert f"finding held: {'yes' if result['finding_held'] else 'no'}" in printed
-    assert set(COMPARISONS) == {"highway", "scaling", "sharing", "looks_linear", "multires"}
-    # Flags of the comparisons are refused elsewhere, and nothing is written.
+        for data in result["assessments"]:
+            assert from_dict(data).describe() in printed
+    assert set(COMPARISONS) == {"highway", "scaling", "sharing", "looks_linear", "multires",
+                                "depth", "shattering", "hessian"}
+    # Flags of the training experiments are refused elsewhere, and nothing is written.
     assert main(["analyze", "--experiment", "hessian", "--epochs", "2", "--out",
                  str(tmp_path / "h")]) == 2
-    assert "--epochs and --quick are used by the training comparisons only" in \
-        capsys.readouterr().err
+    assert "--epochs is used by the training experiments only" in capsys.readouterr().err
     assert main(["analyze", "--experiment", "scaling", "--epochs", "0", "--out",
                  str(tmp_path / "s")]) == 2
     assert "--epochs: must be >= 1" in capsys.readouterr().err
@@ -387,7 +438,7 @@ def test_run_comparison_refuses_bad_names_and_arguments():
 
     with pytest.raises(ValueError, match="`name` must be one of .*highway"):
         run_comparison("residual_scaling")
-    with pytest.raises(ValueError, match="`seed` must be"):
-        run_comparison("scaling", seed=-1)
+    with pytest.raises(ValueError, match="`seeds`"):
+        run_comparison("scaling", seeds=(-1,))
     with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
         run_comparison("scaling", epochs=0)

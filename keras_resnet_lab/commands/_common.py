@@ -3,7 +3,6 @@
 import argparse
 import math
 import os
-import zipfile
 
 
 class CliError(Exception):
@@ -94,27 +93,10 @@ def add_run_arguments(parser):
 
 
 def load_model_file(path):
-    """Load a ``.keras`` model safely (``safe_mode=True``), with one clear error if it can't be.
+    """Load a ``.keras`` model safely (:func:`keras_resnet_lab.models.files.load_model_file`)."""
+    from keras_resnet_lab.models.files import load_model_file as load
 
-    Importing this package registers its layers, so files with our blocks load.
-    """
-    import keras
-
-    import keras_resnet_lab  # noqa: F401  (registers the layers)
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CliError(f"model file not found: {path}")
-    if not path.endswith(".keras"):
-        raise CliError(f"expected a Keras v3 model file ending in '.keras', got: {path}")
-    if not zipfile.is_zipfile(path):
-        raise CliError(f"not a Keras model file (not a zip archive, truncated or corrupt): "
-                       f"{path}")
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # noqa: BLE001  (any loading failure is the file's fault)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CliError(f"could not load model file {path}: {first}") from error
+    return load(path)
 
 
 def out_folder(args, kind, reuse=False, hint="pass --force to write into it"):

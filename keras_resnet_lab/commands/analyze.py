@@ -1,63 +1,77 @@
-"""``keras-resnet-lab analyze``: run one of the papers' experiments on a saved model."""
+"""``keras-resnet-lab analyze``: one of the papers' experiments, and the verdicts of the findings
+it tests (each by its rule in ``keras_resnet_lab.findings``, with a 95% interval)."""
 
 from keras_resnet_lab.catalog import COMPARISONS
 from keras_resnet_lab.commands._common import add_run_arguments, integer
 
-#: Experiments on a saved model (MODEL.keras required).
-MODEL_EXPERIMENTS = ("lesion", "paths", "refinement", "similarity", "estimation", "gates",
-                     "filters", "norms")
-#: Experiments that build their own networks (no MODEL.keras): the Hessian and the training
-#: comparisons.
-OWN_EXPERIMENTS = ("hessian",) + tuple(COMPARISONS)
-EXPERIMENTS = MODEL_EXPERIMENTS + OWN_EXPERIMENTS
+#: Experiments on a saved model (MODEL.keras required) -> the findings they test.
+MODEL_EXPERIMENTS = {
+    "lesion": "veit_lesion, veit_k_deletion, veit_reorder (with --plain for the twin)",
+    "paths": "veit_path_gradient",
+    "refinement": "jastrzebski_refinement, jastrzebski_first_block",
+    "similarity": "kornblith_cka (with --plain)",
+    "estimation": "greff_estimation",
+    "filters": "chu_filters (with --plain for the twin)",
+    "gates": "none: descriptive (srivastava_gates needs the gates at initialization: "
+             "--experiment highway)",
+    "norms": "none: descriptive",
+}
+#: Experiments that build their own networks (no MODEL.keras), run over seeds.
+OWN_EXPERIMENTS = tuple(COMPARISONS)
+EXPERIMENTS = tuple(MODEL_EXPERIMENTS) + OWN_EXPERIMENTS
+#: The ones that train (take --epochs).
+TRAINING = tuple(name for name, entry in COMPARISONS.items() if entry.channels)
 DATASETS = ("digits",)
+#: The experiments that use --plain.
+WITH_TWIN = ("lesion", "filters", "similarity")
 
 
 def register(subparsers):
+    import argparse
+
+    experiments = "\n".join(f"  {name:12s} {findings}"
+                            for name, findings in MODEL_EXPERIMENTS.items())
+    own = "\n".join(f"  {name:12s} {entry.description}" for name, entry in COMPARISONS.items())
     parser = subparsers.add_parser(
-        "analyze", help="the papers' experiments on a model (lesion, paths, refinement, ...)",
-        description="Run one of the residual-network experiments on a .keras classifier of this "
-                    "library, on the embedded digits test split resized to the model's input: "
-                    "lesion (delete / reorder blocks, Veit et al. 1605.06431), paths "
-                    "(gradient per path length, Veit et al.), refinement (cos(F(h), -dL/dh) "
-                    "and ||F(h)||/||h|| per block, Jastrzebski et al. 1710.04773), similarity "
-                    "(linear CKA between blocks, Kornblith et al. 1905.00414), estimation "
-                    "(h_i - h_end of each stage, Greff et al. 1612.07771), gates (highway "
-                    "transform gates and gate lesions, Srivastava et al. 1507.06228), filters "
-                    "(same-channel similarity of consecutive blocks, Chu et al. 1701.02362; "
-                    "with --plain, the twin too) or norms (||h_i||/||h_0|| through the blocks, "
-                    "Szegedy et al. 1602.07261). Other experiments build their own networks and "
-                    "take no MODEL: hessian (Hessian at zero init of linear nets with shortcuts "
-                    "of 1, 2, 3 layers, Li et al. 1611.01186) and the training comparisons on "
-                    "the 8x8 digits: " + "; ".join(
-                        f"{name} ({entry.description})" for name, entry in COMPARISONS.items())
-                    + ". Writes EXPERIMENT.json and EXPERIMENT.png into --out.")
+        "analyze", help="one of the papers' experiments, and its findings' verdicts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run one of the residual-network experiments and judge the findings it "
+                    "tests, each by its rule in keras_resnet_lab.findings (95% interval, "
+                    "verdict held / not held / inconclusive).\n\nOn a .keras classifier of "
+                    "this library, on the embedded digits test split at the model's input "
+                    "size (bootstrap intervals over the test examples):\n" + experiments
+                    + "\n\nWithout a model, over --seeds seeds (each trains its own networks "
+                    "or draws its own task):\n" + own + "\n\nWrites EXPERIMENT.json, "
+                    "EXPERIMENT.png and findings.json into --out.")
     parser.add_argument("model", metavar="MODEL.keras", nargs="?", default=None,
-                        help="a saved Keras model file (not for hessian and the training "
-                             "comparisons)")
+                        help="a saved Keras model file (for the experiments on a model)")
     parser.add_argument("--experiment", required=True, choices=EXPERIMENTS)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--data", choices=DATASETS, default="digits",
                         help="evaluation data: the embedded digits at the model's input size "
                              "(default)")
     parser.add_argument("--plain", metavar="PLAIN.keras", default=None,
-                        help="lesion, filters: the plain twin, studied the same way")
+                        help="lesion, filters, similarity: the plain twin, studied alike")
     parser.add_argument("--max-examples", type=integer(1), default=None,
                         help="use only this many test examples (default: all 360)")
-    parser.add_argument("--draws", type=integer(1), default=3,
-                        help="lesion: random draws per number of deleted/swapped blocks "
-                             "(default 3)")
+    parser.add_argument("--draws", type=integer(1), default=20,
+                        help="lesion: random draws per number of deleted blocks and per "
+                             "number of swaps (default 20)")
     parser.add_argument("--samples-per-length", type=integer(1), default=32,
                         help="paths: samples per path length (default 32; Veit et al. used "
                              "1000)")
-    parser.add_argument("--max-depth", type=integer(1), default=32,
-                        help="hessian: largest depth in layers (default 32)")
+    parser.add_argument("--seeds", type=integer(1), default=3,
+                        help="experiments without a model: how many seeds, from --seed on "
+                             "(default 3; an interval needs 2, a decisive one usually 3+)")
+    parser.add_argument("--processes", type=integer(1), default=1,
+                        help="experiments without a model: worker processes for the seeds "
+                             "(default 1)")
     parser.add_argument("--epochs", type=integer(1), default=None,
-                        help="training comparisons: epochs of every network (default: the "
+                        help="training experiments: epochs of every network (default: the "
                              "experiment's own)")
     parser.add_argument("--quick", action="store_true",
-                        help="training comparisons: smaller networks and fewer epochs, a run "
-                             "of seconds (the finding may not show at that size)")
+                        help="experiments without a model: their smoke settings, seconds per "
+                             "seed (the findings need not show at that size)")
     add_run_arguments(parser)
     parser.set_defaults(func=run, check=check)
 
@@ -66,11 +80,14 @@ def check(args):
     """Every argument error, before TensorFlow loads and before anything is written."""
     from keras_resnet_lab.commands._common import CliError, check_out, existing_model_file
 
-    if args.plain is not None and args.experiment not in ("lesion", "filters"):
-        raise CliError("--plain is used by --experiment lesion and filters only")
-    if (args.epochs is not None or args.quick) and args.experiment not in COMPARISONS:
-        raise CliError("--epochs and --quick are used by the training comparisons only: "
-                       + ", ".join(COMPARISONS))
+    if args.plain is not None and args.experiment not in WITH_TWIN:
+        raise CliError(f"--plain is used by --experiment {', '.join(WITH_TWIN)} only")
+    if args.epochs is not None and args.experiment not in TRAINING:
+        raise CliError("--epochs is used by the training experiments only: "
+                       + ", ".join(TRAINING))
+    if args.quick and args.experiment not in OWN_EXPERIMENTS:
+        raise CliError("--quick is used by the experiments without a model only: "
+                       + ", ".join(OWN_EXPERIMENTS))
     if args.experiment in OWN_EXPERIMENTS:
         if args.model is not None:
             raise CliError(f"--experiment {args.experiment} builds its own networks: give no "
@@ -108,8 +125,7 @@ def run(args):
 
     if args.experiment in OWN_EXPERIMENTS:
         with out_folder(args, "analyze", reuse=args.force) as out:
-            result, lines = _own_experiment(args)
-            return _finish(args, out, result, lines)
+            return _finish(args, out, *_own_experiment(args))
     model = load_model_file(args.model)
     plain = load_model_file(args.plain) if args.plain else None
     x, y = digits_for(model)
@@ -118,127 +134,114 @@ def run(args):
     if args.max_examples:
         x, y = x[:args.max_examples], y[:args.max_examples]
     with out_folder(args, "analyze", reuse=args.force) as out:
-        result, lines = _model_experiment(args, model, plain, (x, y))
-        return _finish(args, out, result, lines)
+        return _finish(args, out, *_model_experiment(args, model, plain, (x, y)))
 
 
 def _model_experiment(args, model, plain, data):
-    """The experiments on a saved model: ``(result, summary lines)``."""
-    x, y = data
+    """An experiment on a saved model: ``(result, assessments, summary lines)``."""
+    x, _ = data
     show = not args.quiet
     if args.experiment == "lesion":
         from keras_resnet_lab.analysis.lesion import lesion_study
 
-        result = lesion_study(model, (x, y), plain_model=plain, draws=args.draws,
-                              seed=args.seed, progress=show)
-        lines = [f"intact error {result.intact_error:.3f}; one block deleted: "
-                 f"median error {_median(result.single_error):.3f}"]
-        if result.plain is not None:
-            lines.append(f"plain twin: intact {result.plain.intact_error:.3f}, one layer "
-                         f"deleted: median {_median(result.plain.single_error):.3f}")
-    elif args.experiment == "paths":
+        result = lesion_study(model, data, plain_model=plain, draws=args.draws, seed=args.seed,
+                              progress=show)
+        lines = [f"intact error {result.intact_error:.3f}; one block deleted: error from "
+                 f"{min(result.single_error):.3f} to {max(result.single_error):.3f}"]
+        return result, result.assessments(seed=args.seed), lines
+    if args.experiment == "paths":
         from keras_resnet_lab.analysis.paths import path_gradients
 
-        result = path_gradients(model, (x, y), args.samples_per_length, seed=args.seed,
+        result = path_gradients(model, data, args.samples_per_length, seed=args.seed,
                                 progress_bar=show)
         lo, hi = result.effective_range
-        lines = [f"{result.n_blocks} blocks: gradient x{result.decay_per_block:.2f} per extra "
-                 f"branch; {result.effective_mass:.0%} of it from paths of length {lo}-{hi} "
-                 f"({result.effective_path_share:.2%} of all paths)"]
-    elif args.experiment == "refinement":
+        lines = [f"{result.n_blocks} blocks; {result.effective_mass:.0%} of the gradient from "
+                 f"paths of length {lo}-{hi} ({result.effective_path_share:.2%} of all paths)"]
+        return result, result.assessments(seed=args.seed), lines
+    if args.experiment == "refinement":
         from keras_resnet_lab.analysis.refinement import refinement
 
-        result = refinement(model, (x, y), progress_bar=show)
+        result = refinement(model, data, progress_bar=show)
         lines = ["block  cos(F,-grad)  ||F||/||h||  loss if dropped"] + [
             f"{n}  {c:+.3f}  {r:.3f}  {d:.3f}" for n, c, r, d in
             zip(result.block_names, result.cos_neg_grad, result.norm_ratio, result.drop_loss)]
-    elif args.experiment == "similarity":
-        from keras_resnet_lab.analysis.similarity import block_similarity
+        return result, result.assessments(seed=args.seed), lines
+    if args.experiment == "similarity":
+        from keras_resnet_lab.analysis.similarity import block_similarity, cka_assessment
 
-        result = block_similarity(model, (x, y), progress_bar=show)
+        result = block_similarity(model, data, progress_bar=show)
         lines = [f"linear CKA of consecutive blocks: within a stage {result.within_stage:.3f}, "
                  f"across stages {result.across_stages:.3f}"]
-    elif args.experiment == "estimation":
+        found = []
+        if plain is not None:
+            twin = block_similarity(plain, data, progress_bar=show)
+            lines.append(f"plain twin: within a stage {twin.within_stage:.3f}")
+            found = [cka_assessment(result, twin, seed=args.seed)]
+        return result, found, lines
+    if args.experiment == "estimation":
         from keras_resnet_lab.analysis.estimation import estimation_errors
 
-        result = estimation_errors(model, (x, y), progress_bar=show)
+        result = estimation_errors(model, data, progress_bar=show)
         lines = ["block  mean/rms(h_end)  std/rms(h_end)"] + [
             f"{n}  {m:+.3f}  {sd:.3f}" for n, m, sd, ok in
             zip(result.block_names, result.normalized_mean, result.normalized_std,
                 result.measured) if ok]
-    elif args.experiment == "gates":
+        return result, result.assessments(seed=args.seed), lines
+    if args.experiment == "gates":
         from keras_resnet_lab.analysis.gates import gate_statistics
 
-        result = gate_statistics(model, (x, y), progress_bar=show)
+        result = gate_statistics(model, data, progress_bar=show)
         lines = ["layer  mean T  accuracy with T=0"] + [
             f"{n}  {t:.3f}  {a:.3f}" for n, t, a in
             zip(result.block_names, result.mean_gate, result.lesion_accuracy)]
-    elif args.experiment == "filters":
+        return result, [], lines
+    if args.experiment == "filters":
         from keras_resnet_lab.analysis.filter_refinement import filter_refinement
 
-        result = filter_refinement(model, (x, y), twin=plain, seed=args.seed,
+        result = filter_refinement(model, data, twin=plain, seed=args.seed,
                                    progress_bar=show)
         lines = [f"same channel at consecutive blocks: {result.same_channel_mean:.3f}, random "
                  f"channel pairs: {result.random_pair_mean:.3f} (score {result.score:+.3f})"]
-        if plain is not None:
-            lines.append(f"plain twin: score {result.twin_score:+.3f}")
-    else:
-        from keras_resnet_lab.analysis.norms import norm_growth
+        return result, result.assessments(seed=args.seed), lines
+    from keras_resnet_lab.analysis.norms import norm_growth
 
-        result = norm_growth(model, x, progress_bar=show)
-        lines = [f"||h_L|| / ||h_0|| = {result.final_ratio:.3f} over {len(result.ratio) - 1} "
-                 "blocks (moving batch-norm statistics)"]
-    return result, lines
+    result = norm_growth(model, x, progress_bar=show)
+    return result, [], [f"||h_L|| / ||h_0|| = {result.final_ratio:.3f} over "
+                        f"{len(result.ratio) - 1} blocks (moving batch-norm statistics)"]
 
 
 def _own_experiment(args):
-    """The experiments that build their own networks: ``(result, summary lines)``."""
-    show = not args.quiet
-    if args.experiment == "hessian":
-        from keras_resnet_lab.analysis.hessian import zero_init_hessian
-
-        result = zero_init_hessian(max_depth=args.max_depth, seed=args.seed,
-                                   progress_bar=show)
-        lines = ["shortcut  condition number at depths " + ", ".join(
-            str(d) for d in result.depths[str(result.shortcuts[0])])]
-        for n in result.shortcuts:
-            values = result.condition[str(n)]
-            lines.append(f"n={n}  " + ", ".join(
-                "-" if v is None else f"{v:.3g}" for v in values)
-                + f"  (largest |eigenvalue| {max(result.max_abs_eigenvalue[str(n)]):.3g})")
-        return result, lines
+    """An experiment without a model, over seeds: ``(result, assessments, summary lines)``."""
     from keras_resnet_lab.analysis.comparisons import run_comparison
 
-    result = run_comparison(args.experiment, seed=args.seed, epochs=args.epochs,
-                            smoke=args.quick, progress_bar=show)
-    if args.experiment == "multires":
-        lines = [f"{c['n_blocks']} blocks with k = {c['branches']}: {c['params']:,} "
-                 f"parameters, test accuracy {acc:.3f}"
-                 for c, acc in zip(result.configs, result.mean_accuracy)]
-        return result, lines
-    lines = [result.describe()] + [
-        f"  [{'ok' if c['held'] else 'NO'}] {c['name']}: {_number(c['value'])} "
-        f"{c['comparison']} {c['threshold']}" for c in result.criteria()]
-    lines.append(f"finding held: {'yes' if result.finding_held else 'no'}")
-    return result, lines
+    seeds = tuple(range(args.seed, args.seed + args.seeds))
+    result = run_comparison(args.experiment, seeds=seeds, epochs=args.epochs,
+                            smoke=args.quick, progress_bar=not args.quiet,
+                            processes=args.processes)
+    lines = [f"{args.experiment}: {COMPARISONS[args.experiment].description}, seeds "
+             f"{', '.join(map(str, seeds))}"]
+    return result, result.assessments(), lines
 
 
-def _finish(args, out, result, lines):
+def _finish(args, out, result, assessments, lines):
     import os
+
+    from keras_resnet_lab.analysis.results import atomic_write_json
+    from keras_resnet_lab.findings import tally
 
     for line in lines:
         print(line)
-    for path in (result.to_json(os.path.join(out, f"{args.experiment}.json")),
-                 result.plot(os.path.join(out, f"{args.experiment}.png"))):
+    for a in assessments:
+        print(f"\n{a.key}: {a.verdict}\n{a.describe()}")
+    if not assessments:
+        print(f"(--experiment {args.experiment}: {MODEL_EXPERIMENTS.get(args.experiment)})")
+    paths = [result.to_json(os.path.join(out, f"{args.experiment}.json")),
+             result.plot(os.path.join(out, f"{args.experiment}.png"))]
+    if assessments:
+        paths.append(atomic_write_json(
+            {"findings": [a.to_dict() for a in assessments],
+             "tally": tally(a.verdict for a in assessments)},
+            os.path.join(out, "findings.json")))
+    for path in paths:
         print(f"wrote {path}")
     return 0
-
-
-def _number(value):
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _median(values):
-    import numpy as np
-
-    return float(np.median(values))

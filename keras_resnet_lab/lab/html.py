@@ -25,8 +25,13 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { border-bottom: 1px solid #e3e7ee; padding: 6px 8px; text-align: left; }
 th { background: #f2f4f8; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.verdict-yes { color: #1a7f37; font-weight: 600; }
-.verdict-no { color: #b3261e; font-weight: 600; }
+.verdicts { margin: 0 0 8px 0; }
+.verdict { display: inline-block; font-size: 13px; font-weight: 600; padding: 2px 8px;
+           border-radius: 10px; margin: 0 6px 4px 0; color: #fff; }
+.verdict.held { background: #1a7f37; }
+.verdict.not-held { background: #b3261e; }
+.verdict.inconclusive { background: #b7791f; }
+.verdict.descriptive { background: #7a8294; }
 footer { font-size: 12px; color: #7a8294; text-align: center; padding: 20px; }
 """
 
@@ -41,12 +46,23 @@ class Figure:
 
 @dataclasses.dataclass
 class Section:
-    """One step of the story: a title, a paragraph read from this run's numbers, figures."""
+    """One step of the story: a title, a paragraph read from this run's numbers, figures, and
+    the verdict of each finding it tests (``(finding title, verdict)`` pairs; none: the section
+    is descriptive and says so)."""
 
     title: str
     reading: str
     figures: list = dataclasses.field(default_factory=list)
-    finding_held: bool | None = None
+    verdicts: list = dataclasses.field(default_factory=list)
+
+
+def _labels(verdicts):
+    if not verdicts:
+        return "<p class='verdicts'><span class='verdict descriptive'>descriptive: no finding " \
+               "tested</span></p>"
+    spans = "".join(f"<span class='verdict {v.replace(' ', '-')}'>{html.escape(title)}: "
+                    f"{html.escape(v)}</span>" for title, v in verdicts)
+    return f"<p class='verdicts'>{spans}</p>"
 
 
 def _data_uri(path):
@@ -73,16 +89,12 @@ def render(path, title, subtitle, sections, key_figures, footer=""):
     """
     parts = [f"<section><h2>Key figures</h2>{_table(key_figures)}</section>"]
     for section in sections:
-        verdict = ""
-        if section.finding_held is not None:
-            cls = "verdict-yes" if section.finding_held else "verdict-no"
-            word = "finding held" if section.finding_held else "finding did not hold"
-            verdict = f" <span class='{cls}'>({word})</span>"
         figures = "".join(
             f"<figure><img src='{_data_uri(fig.path)}' alt='{html.escape(fig.caption)}'>"
             f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>"
             for fig in section.figures if os.path.exists(fig.path))
-        parts.append(f"<section><h2>{html.escape(section.title)}{verdict}</h2>"
+        parts.append(f"<section><h2>{html.escape(section.title)}</h2>"
+                     f"{_labels(section.verdicts)}"
                      f"<p class='reading'>{html.escape(section.reading)}</p>{figures}</section>")
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"

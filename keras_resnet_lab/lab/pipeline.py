@@ -1,10 +1,24 @@
-"""The lab: train a residual network and its plain twin, take both apart, look inside, ship.
+"""The lab: train a residual network and its plain twin, take both apart, test the papers'
+findings with their uncertainty, look inside, ship.
 
-Six steps, each resumable: ``train`` -> ``analysis`` -> ``findings`` -> ``vis`` -> ``export``
--> ``report``.
+Five steps, each resumable: ``train`` -> ``analysis`` -> ``vis`` -> ``export`` -> ``report``.
+
+- ``train``: everything that trains, as one pool of jobs in worker processes (longest first):
+  the CIFAR ResNet and its plain twin (same layers, no shortcuts), and every seeded
+  experiment for three seeds: the findings that train their own small networks (He et al.'s
+  depth comparison, highway depth and gates, multi-residual, residual scaling, weight
+  sharing, looks-linear initialization) and the computations at initialization (shattered
+  gradients, the Hessian), each judged over its seeds.
+- ``analysis``: the findings measured on the two networks (lesions, path gradients,
+  refinement, estimation, filters, block similarity), each with a bootstrap interval over the
+  test examples (and draws, channels).
+- ``vis``, ``export``, ``report``: Grad-CAM and the refinement view, the exported artifacts, and
+  ``report.html`` + ``summary.json``, where every finding carries its registry rule, its
+  estimate with an interval and its verdict (:mod:`keras_resnet_lab.findings`).
+
 A finished step leaves ``steps/<name>.json`` (its numbers) in the output folder; with
-``resume=True`` finished steps are skipped and their numbers read back, so an interrupted run
-continues where it stopped (training itself resumes from its last finished epoch).
+``resume=True`` finished steps are skipped and their numbers read back (training itself
+resumes from its last finished epoch).
 """
 
 import dataclasses
@@ -15,13 +29,21 @@ import time
 import numpy as np
 
 from keras_resnet_lab._checks import boolean, int_at_least, one_of, positive_int
+from keras_resnet_lab.lab import jobs
 
-STEPS = ("train", "analysis", "findings", "vis", "export", "report")
+STEPS = ("train", "analysis", "vis", "export", "report")
 DATASETS = ("digits", "cifar10")
-DEPTHS = (20, 32, 56, 110)
-#: The training comparisons of the findings step (keras_resnet_lab.analysis.comparisons), on
-#: the 8x8 digits; a --quick lab runs their smaller smoke settings.
-COMPARISON_STEPS = ("multires", "highway", "scaling", "sharing", "looks_linear")
+DEPTHS = (20, 32, 44, 56, 110)
+#: The default scale, where the ensemble behaviour and the plain net's degradation show on
+#: the digits within the time budget (benchmarks/findings_atlas.py measured it): ResNet-56 on
+#: 16x16 images costs about what ResNet-20 does on 32x32.
+DEFAULT_DEPTH, QUICK_DEPTH = 56, 20
+#: The seeded experiments of the train step (keras_resnet_lab.catalog.COMPARISONS), longest
+#: first; ``--quick`` runs their smaller smoke settings.
+COMPARISON_STEPS = ("depth", "highway", "sharing", "multires", "looks_linear", "scaling",
+                    "shattering", "hessian")
+#: Seeds per seeded experiment: the lab's --seed and the next ones.
+SEED_COUNT = 3
 
 
 @dataclasses.dataclass
@@ -31,41 +53,58 @@ class LabConfig:
     Args:
         out: output folder.
         dataset: ``"digits"`` (embedded, offline) or ``"cifar10"`` (prepared tfds data).
-        depth: CIFAR ResNet depth (20, 32, 56 or 110) of both networks.
-        quick: small images, few epochs and samples (about 3 minutes on 2 CPU cores).
-        epochs: training epochs (default 15, quick 8).
+        depth: CIFAR ResNet depth of both networks (default 56; 20 with ``quick``).
+        quick: small images and networks, few epochs, smoke settings of the comparisons
+            (about 3 minutes on 2 CPU cores); more findings end *inconclusive*.
+        epochs: training epochs (default 12, quick 6).
+        recipe: ``"sgd"`` (He et al.'s SGD with weight decay) or ``"adam"`` (Adam, no weight
+            decay): see :data:`keras_resnet_lab.lab.jobs.RECIPES`.
         data_dir: tensorflow-datasets folder for cifar10.
-        seed: seed of everything random.
+        seed: seed of everything random; the seeded experiments use it and the next two.
+        processes: worker processes for the training (default: up to 2).
     """
 
     out: str = "lab-report"
     dataset: str = "digits"
-    depth: int = 20
+    depth: int | None = None
     quick: bool = False
     epochs: int | None = None
+    recipe: str = "sgd"
     data_dir: str | None = None
     seed: int = 0
+    processes: int | None = None
 
     def __post_init__(self):
         one_of("dataset", self.dataset, DATASETS)
-        self.depth = int(one_of("depth", self.depth, DEPTHS))
         self.quick = boolean("quick", self.quick)
+        if self.depth is None:
+            self.depth = QUICK_DEPTH if self.quick else DEFAULT_DEPTH
+        self.depth = int(one_of("depth", self.depth, DEPTHS))
         self.seed = int_at_least("seed", self.seed, 0)
+        self.recipe = one_of("recipe", self.recipe, jobs.RECIPES)
         if self.epochs is None:
-            self.epochs = 8 if self.quick else 15
+            self.epochs = 6 if self.quick else 12
         self.epochs = positive_int("epochs", self.epochs)
+        if self.processes is None:
+            self.processes = max(1, min(2, os.cpu_count() or 1))
+        self.processes = positive_int("processes", self.processes)
 
     @property
     def image_size(self):
-        return 16 if self.quick and self.dataset == "digits" else 32
+        if self.dataset != "digits":
+            return 32
+        return 8 if self.quick else 16
+
+    @property
+    def seeds(self):
+        return tuple(range(self.seed, self.seed + SEED_COUNT))
 
     def settings(self):
-        """Sizes of the run: examples analysed, samples, optimization steps."""
+        """Sizes of the run: examples analysed, draws, samples, optimization steps."""
         q = self.quick
         return {"analysis_examples": 200 if q else 360, "path_samples": 24 if q else 64,
-                "lesion_draws": 2 if q else 5, "vis_steps": 40 if q else 100,
-                "vis_filters": 3 if q else 4, "cam_images": 6 if q else 8,
-                "hessian_depth": 16 if q else 32}
+                "lesion_draws": 20, "vis_steps": 40 if q else 60,
+                "vis_filters": 3, "cam_images": 6 if q else 8}
 
 
 class Lab:
@@ -114,28 +153,14 @@ class Lab:
     def data(self):
         """``((x_train, y_train), (x_test, y_test))`` as numpy arrays."""
         if self._data is None:
-            if self.config.dataset == "digits":
-                from keras_resnet_lab.data import load_digits
-
-                self._data = load_digits(image_size=self.config.image_size)
-            else:
-                self._data = tuple(self._arrays(split) for split in ("train", "test"))
+            cfg = self.config
+            self._data = jobs.data(cfg.dataset, cfg.image_size, cfg.data_dir)
         return self._data
-
-    def _arrays(self, split):
-        from keras_resnet_lab.data import load_dataset
-
-        ds = load_dataset(self.config.dataset, split=split, batch_size=500, augment=False,
-                          shuffle=False, data_dir=self.config.data_dir)
-        if split == "test":
-            ds = ds.take(2)  # 1,000 test images are plenty for the analyses
-        xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
-        return np.concatenate(xs), np.concatenate(ys)
 
     def model(self, kind):
         """The trained ``"residual"`` or ``"plain"`` network (loaded from the train step)."""
         if kind not in self._models:
-            from keras_resnet_lab.commands._common import load_model_file
+            from keras_resnet_lab.models.files import load_model_file
 
             self._models[kind] = load_model_file(self.path("train", kind, "model.keras"))
         return self._models[kind]
@@ -144,42 +169,53 @@ class Lab:
         (_, _), (x, y) = self.data()
         return x[:count], y[:count]
 
+    def _jobs(self, job_list, what):
+        from keras_resnet_lab.parallel import run_jobs
+
+        def report(name, done, total):
+            self.say(f"  {what}: {name} done ({done}/{total})")
+
+        return run_jobs(job_list, processes=self.config.processes, progress=report)
+
     # -- the steps ------------------------------------------------------------------------
     def step_train(self):
-        import keras
+        """The two networks and every seeded experiment, in one pool of worker processes."""
+        from keras_resnet_lab.analysis.comparisons import SeededComparison, settings_of
+        from keras_resnet_lab.parallel import Job
 
-        from keras_resnet_lab.models import cifar_resnet
-        from keras_resnet_lab.training import fit, he_cifar_recipe
-
-        (x_train, y_train), (x_test, y_test) = self.data()
-        cfg, numbers = self.config, {}
-        for kind in ("residual", "plain"):
-            self.say(f"  training the {kind} network (ResNet-{cfg.depth}"
-                     f"{' plain twin' if kind == 'plain' else ''}, {cfg.epochs} epochs)")
-
-            def build(kind=kind):
-                keras.utils.set_random_seed(cfg.seed)
-                return cifar_resnet(cfg.depth, plain=kind == "plain",
-                                    input_shape=x_train.shape[1:], num_classes=10,
-                                    name=f"resnet{cfg.depth}{'_plain' if kind == 'plain' else ''}")
-
-            result = fit(build, (x_train, y_train), cfg.epochs, he_cifar_recipe(),
-                         os.path.join(self.out, "train", kind),
-                         validation_data=(x_test, y_test),
-                         batch_size=128, seed=cfg.seed, verbose=2 if cfg.quick else 1)
-            if result.terminated:
-                raise RuntimeError(f"training the {kind} network diverged: {result.terminated}")
-            self._models[kind] = result.model
-            history = result.history
-            numbers[kind] = {
-                "parameters": int(result.model.count_params()),
-                "train_loss": list(history["loss"]),
-                "train_accuracy": list(history["accuracy"]),
-                "test_accuracy": list(history["val_accuracy"]),
-                "final_test_accuracy": history["val_accuracy"][-1],
-                "final_train_loss": history["loss"][-1],
-            }
+        cfg = self.config
+        self.say(f"  ResNet-{cfg.depth} and its plain twin ({cfg.epochs} epochs, "
+                 f"{cfg.image_size}x{cfg.image_size} {cfg.dataset}, recipe {cfg.recipe}) and "
+                 f"{len(COMPARISON_STEPS)} seeded experiments x seeds "
+                 f"{', '.join(map(str, cfg.seeds))}"
+                 f"{' (smoke settings: --quick)' if cfg.quick else ''}, in {cfg.processes} "
+                 "processes")
+        kinds = ("residual", "plain")
+        job_list = [Job("keras_resnet_lab.lab.jobs:train_network", dict(
+            out_dir=os.path.join(self.out, "train", kind), depth=cfg.depth,
+            plain=kind == "plain", dataset=cfg.dataset, image_size=cfg.image_size,
+            epochs=cfg.epochs, recipe_name=cfg.recipe, seed=cfg.seed, data_dir=cfg.data_dir),
+            f"train {kind}") for kind in kinds]
+        settings = {name: settings_of(name, smoke=cfg.quick) for name in COMPARISON_STEPS}
+        job_list += [Job("keras_resnet_lab.analysis.comparisons:run_seed",
+                         dict(name=name, seed=seed, settings=settings[name]),
+                         f"{name} seed {seed}")
+                     for name in COMPARISON_STEPS for seed in cfg.seeds]
+        runs = dict(zip((job.name for job in job_list), self._jobs(job_list, "training")))
+        numbers = {kind: runs[f"train {kind}"] for kind in kinds}
+        for kind in kinds:
+            if numbers[kind]["terminated"]:
+                raise RuntimeError(f"training the {kind} network diverged: "
+                                   f"{numbers[kind]['terminated']}")
         self._plot_training(numbers, self.path("figures", "training.png"))
+        numbers["comparisons"], assessments = {}, []
+        for name in COMPARISON_STEPS:
+            seeded = SeededComparison.from_runs(
+                name, cfg.seeds, [runs[f"{name} seed {s}"] for s in cfg.seeds], settings[name])
+            self._save(seeded, name)
+            numbers["comparisons"][name] = seeded.to_dict()
+            assessments += seeded.assessments()
+        numbers["assessments"] = [a.to_dict() for a in assessments]
         return numbers
 
     def _plot_training(self, numbers, path):
@@ -200,72 +236,17 @@ class Lab:
         save_figure(figure, path)
 
     def step_analysis(self):
-        from keras_resnet_lab.analysis.lesion import lesion_study
-        from keras_resnet_lab.analysis.paths import path_gradients
-        from keras_resnet_lab.analysis.refinement import refinement
-        from keras_resnet_lab.analysis.similarity import block_similarity
-
+        """The findings on the two trained networks, with bootstrap intervals."""
         s = self.config.settings()
-        data = self.test_sample(s["analysis_examples"])
-        res, plain = self.model("residual"), self.model("plain")
+        results, assessments = jobs.analyse_pair(
+            self.model("residual"), self.model("plain"),
+            self.test_sample(s["analysis_examples"]), seed=self.config.seed,
+            draws=s["lesion_draws"], path_samples=s["path_samples"], say=self.say)
         numbers = {}
-        self.say("  lesion study (residual and plain)")
-        lesion = lesion_study(res, data, plain_model=plain, draws=s["lesion_draws"],
-                              seed=self.config.seed)
-        self._save(lesion, "lesion")
-        numbers["lesion"] = lesion.to_dict()
-        self.say("  gradient per path length")
-        paths = path_gradients(res, data, samples_per_length=s["path_samples"],
-                               seed=self.config.seed)
-        self._save(paths, "paths")
-        numbers["paths"] = paths.to_dict()
-        # Refinement separates a branch from its shortcut: defined for the residual network
-        # only (the plain twin's deletions are in the lesion study, its CKA below).
-        self.say("  refinement (residual)")
-        ref = refinement(res, data)
-        self._save(ref, "refinement")
-        numbers["refinement"] = ref.to_dict()
-        for kind, model in (("residual", res), ("plain", plain)):
-            self.say(f"  block similarity ({kind})")
-            sim = block_similarity(model, data)
-            self._save(sim, f"similarity_{kind}")
-            numbers[f"similarity_{kind}"] = sim.to_dict()
-        return numbers
-
-    def step_findings(self):
-        """More of the papers' findings: on the lab's two networks, the estimation error
-        (Greff et al.) and the filter refinement score against the plain twin (Chu et al.);
-        built by the step itself, Li et al.'s Hessian at zero initialization and the training
-        comparisons on the 8x8 digits (:data:`COMPARISON_STEPS`: multi-residual at equal
-        parameters, highway depth, residual scaling, weight sharing, looks-linear init)."""
-        from keras_resnet_lab.analysis.comparisons import COMPARISONS, run_comparison
-        from keras_resnet_lab.analysis.estimation import estimation_errors
-        from keras_resnet_lab.analysis.filter_refinement import filter_refinement
-        from keras_resnet_lab.analysis.hessian import zero_init_hessian
-
-        s = self.config.settings()
-        data = self.test_sample(s["analysis_examples"])
-        res, plain = self.model("residual"), self.model("plain")
-        numbers = {}
-        self.say("  estimation error per stage (residual)")
-        estimation = estimation_errors(res, data)
-        self._save(estimation, "estimation")
-        numbers["estimation"] = estimation.to_dict()
-        self.say("  filter refinement score (residual and plain)")
-        filters = filter_refinement(res, data, twin=plain, seed=self.config.seed)
-        self._save(filters, "filters")
-        numbers["filters"] = filters.to_dict()
-        self.say("  Hessian at zero initialization (linear nets, shortcuts of 1-3 layers)")
-        hessian = zero_init_hessian(max_depth=s["hessian_depth"], seed=self.config.seed)
-        self._save(hessian, "hessian")
-        numbers["hessian"] = hessian.to_dict()
-        for name in COMPARISON_STEPS:
-            size = " (smaller networks and fewer epochs: --quick)" if self.config.quick else ""
-            self.say(f"  {name}: {COMPARISONS[name].description}{size}")
-            result = run_comparison(name, seed=self.config.seed, smoke=self.config.quick,
-                                    progress_bar=False)
+        for name, result in results.items():
             self._save(result, name)
             numbers[name] = result.to_dict()
+        numbers["assessments"] = [a.to_dict() for a in assessments]
         return numbers
 
     def _save(self, result, name):
@@ -296,7 +277,7 @@ class Lab:
         for kind in ("residual", "plain"):
             view = refinement_view(self.model(kind), stage=2,
                                    filter_index=list(range(s["vis_filters"])),
-                                   steps=s["vis_steps"], seed=self.config.seed,
+                                   steps=s["vis_steps"], seed=self.config.seed, progress=False,
                                    path=self.path("figures", f"refinement_{kind}.png"))
             views[kind] = {"same_filter": view.mean_same_filter_similarity,
                            "other_filters": view.other_filter_similarity,
@@ -332,11 +313,12 @@ def run_lab(config, resume=False, force=False, progress=print):
     Args:
         config: a :class:`LabConfig`.
         resume: continue an interrupted run in ``config.out``, skipping finished steps.
-        force: start over in a folder that already holds results.
+        force: start over in a folder that already holds results (of an earlier lab run).
         progress: callable receiving one line per event (None: silent).
 
     Raises:
-        FileExistsError: ``config.out`` holds results and neither ``resume`` nor ``force``.
+        FileExistsError: ``config.out`` holds results and neither ``resume`` nor ``force``,
+            or it holds files this project did not write.
 
     Example:
         >>> numbers = run_lab(LabConfig(out="lab-report", quick=True))  # doctest: +SKIP
