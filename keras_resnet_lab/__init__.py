@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 #: Set (to "1") only while the ``keras-resnet-lab`` console script imports the package, so that
 #: ``--help``, ``--version`` and argument errors answer before TensorFlow loads; the command
 #: then loads the layers and models itself (``keras_resnet_lab.cli.load_library``). Every
-#: other ``import keras_resnet_lab`` registers every serializable class at once.
+#: other ``import keras_resnet_lab`` registers every serializable class at once
+#: (:mod:`keras_resnet_lab.saving`), so every file the package writes loads after it.
 DEFER_IMPORTS = "KERAS_RESNET_LAB_DEFER_IMPORTS"
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 if _os.environ.get(DEFER_IMPORTS) != "1":
+    from keras_resnet_lab.saving import register_all as _register_all
+
+    _register_all()  # every serializable class: optimizers, schedules and losses too
     from keras_resnet_lab.layers import (
         BlockBase,
         FusedBatchNormalization,

@@ -56,6 +56,7 @@ def load_library():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # device discovery prints its notices now
+        importlib.import_module("keras_resnet_lab.saving").register_all()
         importlib.import_module("keras_resnet_lab.layers")
         importlib.import_module("keras_resnet_lab.models")
     tf.get_logger().setLevel("ERROR")

@@ -16,12 +16,14 @@ RECIPES = ("sgd", "adam")
 BATCH_SIZE = 64
 
 
-def recipe(name):
-    """The training recipe ``name`` (one of :data:`RECIPES`)."""
+def recipe(name, epochs=None):
+    """The training recipe ``name`` (one of :data:`RECIPES`) for a run of ``epochs`` (a run of
+    one epoch has no warm-up)."""
     from keras_resnet_lab.training import general_recipe, he_cifar_recipe
 
     if one_of("recipe", name, RECIPES) == "sgd":
-        return he_cifar_recipe(base_lr=0.05, weight_decay=5e-4, warmup_epochs=1)
+        warmup = 0 if epochs is not None and epochs < 2 else 1
+        return he_cifar_recipe(base_lr=0.05, weight_decay=5e-4, warmup_epochs=warmup)
     return general_recipe("adamw", base_lr=2e-3, weight_decay=0.0, warmup_epochs=0)
 
 
@@ -67,7 +69,7 @@ def train_network(out_dir, *, depth, plain, dataset="digits", image_size=16, epo
         return cifar_resnet(depth, plain=plain, input_shape=x_train.shape[1:], num_classes=10,
                             name=name)
 
-    result = fit(build, (x_train, y_train), epochs, recipe(recipe_name), out_dir,
+    result = fit(build, (x_train, y_train), epochs, recipe(recipe_name, epochs), out_dir,
                  validation_data=(x_test, y_test), batch_size=BATCH_SIZE, seed=seed,
                  verbose=verbose)
     history = result.history
