@@ -1,12 +1,17 @@
-"""What the paper-reproduction scripts share: arguments, data, training, criteria, results.json.
+"""What the paper-reproduction scripts share: arguments, data, training, results.json.
 
 Every reproduction script runs as ``python benchmarks/NAME.py [--quick] --out DIR`` and writes
-``DIR/results.json`` (the finding, whether it held, each criterion with the number it was
-computed from and its threshold, the configuration, the environment, the runtime) and PNG
+``DIR/results.json`` (each finding it tests, judged by its rule in the registry
+``keras_resnet_lab.findings``: the claim, every statistic with its estimate, 95% interval,
+threshold and verdict, the seeds; the configuration, the environment, the runtime) and PNG
 figures. ``--quick`` trains tiny models on the embedded digits (under a minute on 2 cores);
-the default (full) mode is paper-shaped.
+the default (full) mode is paper-shaped. No script judges a finding itself: the verdicts are
+the library results' ``assessments()``.
 
-The criteria and the accuracy helper are the library's (``keras_resnet_lab.analysis``).
+Scripts whose findings are judged over seeds (each seed trains its own networks, or draws its
+own task) ask :func:`parse_args` for ``--seeds N`` (``seeded=True``) and run their library
+experiment once per seed with :func:`run_seeds`, which aggregates the per-seed results into a
+``keras_resnet_lab.analysis.comparisons.SeededComparison`` (intervals over the seeds).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ if ROOT not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_resnet_lab.analysis._training import accuracy  # noqa: E402,F401
-from keras_resnet_lab.analysis.results import criterion  # noqa: E402,F401
 
 
-def parse_args(description, name, argv=None, add_arguments=None):
+def parse_args(description, name, argv=None, add_arguments=None, seeded=False):
     """Parse ``--quick``, ``--out`` (default ``benchmarks/results/NAME``), ``--seed``,
-    ``--epochs`` (override) and ``--quiet``; ``add_arguments(parser)`` adds more."""
+    ``--epochs`` (override) and ``--quiet``; with ``seeded`` also ``--seeds N`` (default 3:
+    the seeds ``SEED .. SEED + N - 1``, see :func:`seed_list`); ``add_arguments(parser)``
+    adds more."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help="tiny models on 8x8 digits: under a minute on 2 CPU cores")
@@ -40,6 +46,10 @@ def parse_args(description, name, argv=None, add_arguments=None):
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the mode's own)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    if seeded:
+        parser.add_argument("--seeds", type=int, default=3,
+                            help="how many seeds, SEED .. SEED + N - 1, each running the whole "
+                                 "experiment (default 3; the findings are judged over them)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
@@ -47,8 +57,48 @@ def parse_args(description, name, argv=None, add_arguments=None):
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    if seeded and args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     os.makedirs(args.out, exist_ok=True)
     return args
+
+
+def seed_list(args):
+    """The seeds of a seeded script: ``args.seed .. args.seed + args.seeds - 1``."""
+    return list(range(args.seed, args.seed + args.seeds))
+
+
+def run_seeds(args, name, run, settings):
+    """Run one seed of experiment ``name`` per seed of :func:`seed_list` and judge its findings
+    over the seeds.
+
+    Args:
+        args: the parsed arguments (``parse_args(..., seeded=True)``).
+        name: the experiment's name in ``keras_resnet_lab.catalog.COMPARISONS``.
+        run: ``run(seed)`` -> that seed's library result (its ``statistics()`` in the
+            registry's keys).
+        settings: the keyword arguments the library function ran with (recorded).
+
+    Returns:
+        ``SeededComparison``: ``.runs`` holds the per-seed results in seed order,
+        ``.assessments()`` the findings judged by the registry over the seeds.
+    """
+    from keras_resnet_lab.analysis.comparisons import SeededComparison
+
+    seeds = seed_list(args)
+    runs = []
+    for i, seed in enumerate(seeds):
+        if not args.quiet:
+            print(f"{name}: seed {seed} ({i + 1} of {len(seeds)})", flush=True)
+        runs.append(run(seed))
+    return SeededComparison.from_runs(name, seeds, runs, settings)
+
+
+def seeds_figure(args, seeded):
+    """``seeded.plot`` into ``OUT/findings_over_seeds.png`` (the first seed's figure, then
+    every criterion's per-seed values, its estimate with the 95% interval and threshold);
+    returns the path."""
+    return seeded.plot(os.path.join(args.out, "findings_over_seeds.png"))
 
 
 def environment():
@@ -87,25 +137,27 @@ def write_results(out, payload):
     return path
 
 
-def finish(args, script, paper, finding, criteria, numbers, config, figures, started):
-    """Assemble, write and print the results; returns the exit code (0)."""
-    held = all(c["held"] for c in criteria)
+def finish(args, script, assessments, numbers, config, figures, started):
+    """Assemble, write and print the results of the findings ``assessments``; returns 0."""
+    from keras_resnet_lab.findings import format_value, tally
+
     payload = {
-        "script": script, "paper": paper, "mode": "quick" if args.quick else "full",
-        "finding": finding, "finding_held": held, "criteria": criteria, "numbers": numbers,
+        "script": script, "mode": "quick" if args.quick else "full",
+        "findings": [a.to_dict() for a in assessments],
+        "tally": tally(a.verdict for a in assessments), "numbers": numbers,
         "config": config, "figures": [os.path.basename(f) for f in figures],
         "runtime_s": round(time.time() - started, 2), "environment": environment(),
     }
     path = write_results(args.out, payload)
-    for c in criteria:
-        print(f"  [{'ok' if c['held'] else 'NO'}] {c['name']}: {_fmt(c['value'])} "
-              f"{c['comparison']} {c['threshold']}")
-    print(f"finding_held={held}  ({payload['runtime_s']} s)  -> {path}")
+    for a in assessments:
+        print(f"{a.key}: {a.verdict}")
+        for c in a.finding.criteria:
+            e = a.estimates[c.key]
+            print(f"  {c.key}: {format_value(e.value, c.unit)} [{format_value(e.low, c.unit)}, "
+                  f"{format_value(e.high, c.unit)}] {c.comparison} "
+                  f"{format_value(c.threshold, c.unit)}: {a.verdicts[c.key]}")
+    print(f"({payload['runtime_s']} s)  -> {path}")
     return 0
-
-
-def _fmt(value):
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def digits(image_size, batch_size=None):

@@ -97,24 +97,8 @@ def main(argv=None):
             test_accuracy=_common.accuracy(highway, probe),
             normalized_mean=h_result.normalized_mean, normalized_std=h_result.normalized_std)
 
-    criteria = [
-        _common.criterion("max_abs_normalized_mean", summary["max_abs_normalized_mean"], "<=",
-                          0.2, "the mean estimation error is near 0: within 0.2 RMS(h_end) "
-                          "for every block (the stage's last block excluded: 0 by definition)"),
-        _common.criterion("max_abs_mean_over_std", summary["max_abs_mean_over_std"], "<=", 0.5,
-                          "and small next to its spread: |mean| <= std / 2 for every block"),
-        _common.criterion("std_decrease_fraction", summary["std_decrease_fraction"], ">=", 1.0,
-                          "the standard deviation shrinks at every step inside every stage"),
-        _common.criterion("max_first_block_relative_error",
-                          summary["max_first_block_relative_error"], "<", 1.0,
-                          "the first block of a stage already estimates h_end: "
-                          "||h_1 - h_end|| < ||h_end|| on average in every stage"),
-    ]
-    finding = ("Inside each stage the estimation error h_i - h_end has mean near 0 and a "
-               "standard deviation that shrinks with depth: the blocks of a stage refine one "
-               "estimate of the same features.")
-    return _common.finish(args, "estimation_greff", "Greff et al. 2016, arXiv 1612.07771",
-                          finding, criteria, numbers, cfg, figures, started)
+    return _common.finish(args, "estimation_greff", result.assessments(seed=args.seed),
+                          numbers, cfg, figures, started)
 
 
 if __name__ == "__main__":

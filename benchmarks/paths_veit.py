@@ -67,18 +67,6 @@ def main(argv=None):
     n = result.n_blocks
     weights = np.asarray(result.contribution_fraction)
     mean_length = float((np.asarray(result.lengths) * weights).sum())
-    criteria = [
-        _common.criterion("decay_per_block", result.decay_per_block, "<", 1.0,
-                          "each extra branch on a path shrinks the gradient"),
-        _common.criterion("exponential_fit_r2", result.decay_r2, ">=", 0.8,
-                          "the magnitude falls roughly exponentially with path length"),
-        _common.criterion("contribution_peak_over_half_depth", result.peak_length / (n / 2),
-                          "<", 1.0, "the total gradient peaks at paths shorter than the "
-                          "most common length n/2"),
-        _common.criterion("gradient_weighted_mean_length_over_half_depth",
-                          mean_length / (n / 2), "<", 1.0,
-                          "gradient comes from paths shorter than the typical path"),
-    ]
     lo, hi = result.effective_range
     numbers = {
         "n_blocks": n, "test_error": test_error,
@@ -93,11 +81,8 @@ def main(argv=None):
                             "most_common_length": int(np.argmax(paper.counts))},
         "binomial_check": sum(math.comb(54, k) for k in range(55)) == 2 ** 54,
     }
-    finding = ("The gradient magnitude along a path falls roughly exponentially with the "
-               "number of branches on it, so most of the gradient comes from paths far "
-               "shorter than the network.")
-    return _common.finish(args, "paths_veit", "Veit et al. 2016, arXiv 1605.06431", finding,
-                          criteria, numbers, cfg, figures, started)
+    return _common.finish(args, "paths_veit", result.assessments(seed=args.seed), numbers,
+                          cfg, figures, started)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,6 @@ FULL = dict(image_size=32, blocks_per_stage=9, widths=(16, 32, 64), epochs=30, l
             batch_size=128, probe_examples=500)
 
 
-def _spearman(a, b):
-    import numpy as np
-
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def main(argv=None):
     started = time.time()
     args = _common.parse_args(__doc__.splitlines()[0], "refinement_jastrzebski", argv)
@@ -85,28 +78,6 @@ def main(argv=None):
     ax1.legend(fontsize=7)
     figures.append(save_figure(figure, os.path.join(args.out, "refinement_epochs.png")))
 
-    final_cos = np.asarray(result.cos_neg_grad)
-    final_ratio = np.asarray(result.norm_ratio)
-    increase = np.asarray(result.drop_loss_increase(), dtype=float)
-    same = np.array([g == "input" for g in result.gradient_at])
-    last_stage = max(int(n.split("_")[0][5:]) for n in result.block_names)
-    late = np.array([n.startswith(f"stage{last_stage}_") for n in result.block_names]) & same
-    criteria = [
-        _common.criterion("mean_cos_neg_grad", float(final_cos.mean()), ">", 0.0,
-                          "branches point along the negative gradient on average"),
-        _common.criterion("fraction_blocks_cos_positive", float((final_cos > 0).mean()), ">=",
-                          0.8, "and do so for (almost) every block"),
-        _common.criterion("spearman_block_index_vs_norm_ratio",
-                          _spearman(np.arange(len(final_ratio)), final_ratio), "<=", -0.5,
-                          "later blocks make smaller relative changes"),
-        _common.criterion("first_block_norm_ratio_over_max_of_rest",
-                          float(final_ratio[0] / final_ratio[1:].max()), ">=", 1.0,
-                          "the first block changes h the most"),
-        _common.criterion("drop_first_minus_drop_late_loss_increase",
-                          float(increase[0] - increase[late].mean()) if late.any() else None,
-                          ">", 0.0, "dropping the first block hurts more than dropping a "
-                          "block of the last stage"),
-    ]
     numbers = {
         "blocks": result.block_names, "intact_test_loss": result.intact_loss,
         "intact_test_accuracy": result.intact_accuracy,
@@ -114,11 +85,7 @@ def main(argv=None):
         "drop_loss_increase": result.drop_loss_increase(),
         "repeat_loss": result.repeat_loss, "curves": curves,
     }
-    finding = ("Residual branches point along the negative loss gradient (positive cosine), "
-               "later blocks make smaller relative changes than early ones, and dropping a "
-               "late block hurts less than dropping an early one.")
-    return _common.finish(args, "refinement_jastrzebski",
-                          "Jastrzebski et al. 2017, arXiv 1710.04773", finding, criteria,
+    return _common.finish(args, "refinement_jastrzebski", result.assessments(seed=args.seed),
                           numbers, cfg, figures, started)
 
 

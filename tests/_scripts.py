@@ -2,17 +2,17 @@
 
 Used by the script tests: ``results = run_script(name, tmp_path)`` runs
 ``benchmarks/NAME.py --quick --quiet --out tmp_path`` and returns its results; ``check_results``
-recomputes every criterion's verdict from its reported number.
+judges every reported finding again with the registry's rule and compares the verdicts.
 """
 
 import importlib.util
 import json
-import operator
 import os
+
+from keras_resnet_lab.findings import FINDINGS, from_dict, tally
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "benchmarks")
-OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def load_script(name):
@@ -30,15 +30,22 @@ def run_script(name, out):
         return json.load(f)
 
 
-def check_results(results, out, script):
+def check_results(results, out, script, keys=None):
+    """Check ``results`` of ``script``: its findings (registry ``keys`` if given) are judged
+    by the registry's rule on their reported estimates and intervals; figures are PNG."""
     assert results["script"] == script and results["mode"] == "quick"
     assert results["environment"]["tensorflow"] and results["runtime_s"] > 0
-    assert results["criteria"], "a finding needs criteria"
-    for c in results["criteria"]:
-        # The verdict is recomputed from the reported number, not taken on trust.
-        assert c["value"] is not None, c
-        assert OPS[c["comparison"]](c["value"], c["threshold"]) == c["held"], c
-    assert results["finding_held"] == all(c["held"] for c in results["criteria"])
+    assert results["findings"], "a reproduction tests at least one finding"
+    if keys is not None:
+        assert [f["key"] for f in results["findings"]] == list(keys)
+    for data in results["findings"]:
+        assert data["key"] in FINDINGS
+        # The verdict is judged again from the reported numbers, not taken on trust.
+        assert from_dict(data).verdict == data["verdict"], data
+        for c in data["criteria"]:
+            assert c["threshold"] == FINDINGS[data["key"]].criterion(c["key"]).threshold
+    assert results["tally"] == tally(f["verdict"] for f in results["findings"])
     for figure in results["figures"]:
         with open(out / figure, "rb") as f:
             assert f.read(4) == b"\x89PNG"
+    return {f["key"]: f for f in results["findings"]}

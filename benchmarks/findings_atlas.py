@@ -1,0 +1,223 @@
+"""The findings atlas: every finding of the registry measured across depth, training recipe and
+seeds, to say under which conditions each one shows (what no paper and no library gives).
+
+For each depth (default 20, 56, 110) and recipe (He et al.'s SGD with weight decay; Adam
+without weight decay) and each seed (default 0, 1, 2), a CIFAR ResNet and its plain twin are
+trained on the embedded 16x16 digits (12 epochs) and every finding on a trained network is
+measured on them (``keras_resnet_lab.lab.jobs.measure_networks``). Per condition, each
+statistic is the mean over the seeds with a t interval over the seeds, judged by the
+registry's rule (``keras_resnet_lab.findings``). He et al.'s degradation compares each depth
+with the shallowest one, per recipe and seed. The findings that train their own small
+networks are measured once, in their own settings, over the same seeds.
+
+Writes ``atlas.json`` (every condition, per-seed statistics and the verdicts) and
+``atlas.png`` (finding x condition, coloured by verdict, annotated with the estimate).
+Each (condition, seed) is cached in ``runs/`` as it finishes: an interrupted atlas resumes.
+
+    python benchmarks/findings_atlas.py --out benchmarks/results/findings_atlas   # ~1 h
+    python benchmarks/findings_atlas.py --quick --out /tmp/atlas                 # ~2 min
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FULL = dict(depths=(20, 56, 110), recipes=("sgd", "adam"), seeds=(0, 1, 2), image_size=16,
+            epochs=12, examples=360, path_samples=64, smoke=False)
+QUICK = dict(depths=(8, 14), recipes=("sgd", "adam"), seeds=(0, 1, 2), image_size=8,
+             epochs=2, examples=120, path_samples=8, smoke=True)
+#: The findings measured on the trained networks (the others train their own).
+OWN_SETTINGS = "own settings"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="depths 8 and 14 on 8x8 digits, 2 epochs, smoke settings of the "
+                             "seeded experiments (a test of the machinery, not of the papers)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
+                                                      "findings_atlas"))
+    parser.add_argument("--depths", type=int, nargs="+", default=None)
+    parser.add_argument("--recipes", nargs="+", choices=("sgd", "adam"), default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--processes", type=int, default=None,
+                        help="worker processes (default: up to 2)")
+    parser.add_argument("--no-comparisons", dest="comparisons", action="store_false",
+                        help="skip the findings that train their own networks")
+    args = parser.parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    for key in ("depths", "recipes", "seeds", "epochs"):
+        if getattr(args, key) is not None:
+            cfg[key] = tuple(getattr(args, key)) if key != "epochs" else args.epochs
+    if min(cfg["depths"]) < 8 or any((d - 2) % 6 for d in cfg["depths"]):
+        parser.error(f"--depths must be CIFAR depths 6n+2, got {cfg['depths']}")
+    if len(cfg["seeds"]) < 2:
+        parser.error("--seeds: an interval over seeds needs at least 2")
+    return args, cfg
+
+
+def condition_name(depth, recipe):
+    return f"depth {depth}, {recipe}"
+
+
+def aggregate(runs, cfg):
+    """``{finding key: {condition: Assessment}}`` from the per-(condition, seed) runs."""
+    from keras_resnet_lab.findings import assess, missing, over_seeds
+
+    atlas = {}
+    shallow = min(cfg["depths"])
+    for depth in cfg["depths"]:
+        for recipe in cfg["recipes"]:
+            cond = condition_name(depth, recipe)
+            seeded = [runs[(depth, recipe, s)] for s in cfg["seeds"]]
+            by_key = {}
+            for run in seeded:
+                for data in run["assessments"]:
+                    for c in data["criteria"]:
+                        by_key.setdefault(data["key"], {}).setdefault(c["key"], []).append(
+                            c["estimate"])
+            for key, values in by_key.items():
+                estimates = {c: over_seeds(v) for c, v in values.items()}
+                atlas.setdefault(key, {})[cond] = assess(key, estimates, cfg["seeds"],
+                                                         notes=f"{cond}, {len(seeded)} seeds")
+            if depth != shallow:
+                rises = {kind: [100 * (runs[(depth, recipe, s)]["train_error"][kind]
+                                       - runs[(shallow, recipe, s)]["train_error"][kind])
+                                for s in cfg["seeds"]] for kind in ("plain", "residual")}
+                atlas.setdefault("he_degradation", {})[cond] = assess(
+                    "he_degradation", {"plain_rise": over_seeds(rises["plain"]),
+                                       "residual_rise": over_seeds(rises["residual"])},
+                    cfg["seeds"], notes=f"depth {depth} against {shallow}, {recipe}")
+            else:
+                atlas.setdefault("he_degradation", {})[cond] = assess(
+                    "he_degradation", {"plain_rise": missing("the shallowest depth"),
+                                       "residual_rise": missing("the shallowest depth")},
+                    cfg["seeds"], notes="the reference depth")
+    return atlas
+
+
+def main(argv=None):
+    started = time.time()
+    args, cfg = parse_args(argv)
+    from keras_resnet_lab.analysis.comparisons import run_comparison
+    from keras_resnet_lab.catalog import COMPARISONS
+    from keras_resnet_lab.parallel import Job, run_jobs
+
+    os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
+    todo, runs = [], {}
+    for depth in cfg["depths"]:
+        for recipe in cfg["recipes"]:
+            for seed in cfg["seeds"]:
+                name = f"d{depth}_{recipe}_s{seed}"
+                cache = os.path.join(args.out, "runs", f"{name}.json")
+                if os.path.exists(cache):
+                    with open(cache, encoding="utf-8") as f:
+                        runs[(depth, recipe, seed)] = json.load(f)
+                    continue
+                todo.append((depth, recipe, seed, cache, Job(
+                    "keras_resnet_lab.lab.jobs:measure_networks", dict(
+                        out_dir=os.path.join(args.out, "runs", name), depth=depth,
+                        image_size=cfg["image_size"], epochs=cfg["epochs"],
+                        recipe_name=recipe, seed=seed, examples=cfg["examples"],
+                        path_samples=cfg["path_samples"]), name)))
+    todo.sort(key=lambda t: -t[0])  # the deepest first: the pool ends together
+    print(f"{len(todo)} trainings to run ({len(runs)} cached)", flush=True)
+
+    def done(name, count, total):
+        print(f"  {name} done ({count}/{total}, {time.time() - started:.0f} s)", flush=True)
+
+    results = run_jobs([t[4] for t in todo], processes=args.processes, progress=done)
+    for (depth, recipe, seed, cache, _), result in zip(todo, results):
+        runs[(depth, recipe, seed)] = result
+        with open(cache, "w", encoding="utf-8") as f:
+            json.dump(result, f)
+    atlas = aggregate(runs, cfg)
+    columns = [condition_name(d, r) for d in cfg["depths"] for r in cfg["recipes"]]
+    if args.comparisons:
+        columns.append(OWN_SETTINGS)
+        for name in COMPARISONS:
+            print(f"  {name} over seeds {cfg['seeds']} ...", flush=True)
+            seeded = run_comparison(name, seeds=cfg["seeds"], smoke=cfg["smoke"],
+                                    progress_bar=False, processes=args.processes)
+            for a in seeded.assessments():
+                atlas.setdefault(a.key, {})[OWN_SETTINGS] = a
+    payload = {"benchmark": "findings_atlas", "mode": "quick" if args.quick else "full",
+               "config": cfg, "columns": columns,
+               "findings": {key: {cond: a.to_dict() for cond, a in by_cond.items()}
+                            for key, by_cond in atlas.items()},
+               "verdicts": {key: {cond: a.verdict for cond, a in by_cond.items()}
+                            for key, by_cond in atlas.items()},
+               "seconds": round(time.time() - started, 1)}
+    from keras_resnet_lab.analysis.results import atomic_write_json
+
+    atomic_write_json(payload, os.path.join(args.out, "atlas.json"))
+    plot(atlas, columns, os.path.join(args.out, "atlas.png"),
+         f"Findings atlas ({payload['mode']}): verdict per condition, 95% intervals over "
+         f"seeds {', '.join(map(str, cfg['seeds']))}")
+    print(table(atlas, columns))
+    print(f"atlas in {args.out} ({payload['seconds']} s)")
+    return 0
+
+
+def _label(a):
+    from keras_resnet_lab.findings import format_value
+
+    c = next(c for c in a.finding.criteria if not c.precondition)
+    return format_value(a.estimates[c.key].value, c.unit).replace(" points", "")
+
+
+def table(atlas, columns):
+    """The atlas as a Markdown table: verdict (estimate of the first criterion) per cell."""
+    from keras_resnet_lab.findings import FINDINGS
+
+    lines = ["| finding | " + " | ".join(columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for key in FINDINGS:
+        cells = []
+        for cond in columns:
+            a = atlas.get(key, {}).get(cond)
+            cells.append("n/a" if a is None or not any(
+                e.has_interval for e in a.estimates.values()) else f"{a.verdict} ({_label(a)})")
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(atlas, columns, path, title):
+    """The heat map: one row per finding, one column per condition, coloured by verdict."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    from keras_resnet_lab.analysis.results import new_figure, save_figure
+    from keras_resnet_lab.findings import FINDINGS, VERDICTS
+
+    colors = ["#1a7f37", "#b3261e", "#e0b23a", "#d9dde3"]  # held, not held, inconclusive, n/a
+    keys = list(FINDINGS)
+    grid = np.full((len(keys), len(columns)), 3)
+    figure, (ax,) = new_figure(1, width=1.3 * len(columns) + 3, height=0.42 * len(keys) + 1.5)
+    for i, key in enumerate(keys):
+        for j, cond in enumerate(columns):
+            a = atlas.get(key, {}).get(cond)
+            if a is None or not any(e.has_interval for e in a.estimates.values()):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="#555")
+                continue
+            grid[i, j] = VERDICTS.index(a.verdict)
+            ax.text(j, i, _label(a), ha="center", va="center", fontsize=7)
+    ax.imshow(grid, cmap=ListedColormap(colors), vmin=0, vmax=3, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(keys)), keys, fontsize=8)
+    handles = [ax.scatter([], [], marker="s", s=80, color=c, label=v)
+               for c, v in zip(colors, (*VERDICTS, "not measured"))]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return save_figure(figure, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
