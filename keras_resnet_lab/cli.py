@@ -21,8 +21,26 @@ from keras_resnet_lab._startup import load_library
 from keras_resnet_lab.commands._common import USER_ERRORS, error_line
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default in its help (unless the help
+    already says it; switches are off by default, required options have none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text.lower() or not action.option_strings or action.required
+                or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        shown = "none" if action.default is None else "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one ``error:`` line naming the option and value."""
+    """An argument parser whose errors are one ``error:`` line naming the option and value,
+    and whose help shows every option's default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
@@ -32,8 +50,7 @@ def build_parser():
     """The argument parser with every discovered sub-command."""
     parser = Parser(
         prog="keras-resnet-lab",
-        description="Build, train, dissect, visualize and export residual networks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Build, train, dissect, visualize and export residual networks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show full tracebacks instead of one-line errors")

@@ -104,10 +104,12 @@ def batches(n, batch_size):
 
 
 def progress(iterable=None, total=None, desc=None, enabled=True):
-    """A tqdm progress bar (silent when ``enabled`` is False)."""
+    """A tqdm progress bar: silent when ``enabled`` is False, and where standard error is not a
+    terminal (a log file, a pipe), so that no control codes end up in a log."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False)
+    return tqdm(iterable, total=total, desc=desc, disable=None if enabled else True,
+                leave=False)
 
 
 def evaluate_plans(model, data, plans, *, batch_size=256, cached=True, progress_bar=True,

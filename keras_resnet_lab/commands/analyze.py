@@ -27,14 +27,11 @@ WITH_TWIN = ("lesion", "filters", "similarity")
 
 
 def register(subparsers):
-    import argparse
-
     experiments = "\n".join(f"  {name:12s} {findings}"
                             for name, findings in MODEL_EXPERIMENTS.items())
     own = "\n".join(f"  {name:12s} {entry.description}" for name, entry in COMPARISONS.items())
     parser = subparsers.add_parser(
         "analyze", help="one of the papers' experiments, and its findings' verdicts",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run one of the residual-network experiments and judge the findings it "
                     "tests, each by its rule in keras_resnet_lab.findings (95% interval, "
                     "verdict held / not held / inconclusive).\n\nOn a .keras classifier of "

@@ -1,7 +1,5 @@
 """``keras-resnet-lab lab``: from nothing to a report that tests the papers' findings."""
 
-import argparse
-
 from keras_resnet_lab.commands._common import integer
 
 #: What the lab runs, for ``lab --help`` (keep in step with keras_resnet_lab.lab.pipeline).
@@ -39,8 +37,7 @@ where more findings end inconclusive).
 def register(subparsers):
     parser = subparsers.add_parser(
         "lab", help="train a ResNet and its plain twin, test the papers' findings, write "
-                    "report.html", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "report.html", description=DESCRIPTION)
     parser.add_argument("--out", default="lab-report", help="output folder (default lab-report)")
     parser.add_argument("--dataset", default="digits", choices=("digits", "cifar10"),
                         help="digits (embedded, offline) or a prepared cifar10 (default "

@@ -27,6 +27,7 @@ import dataclasses
 import math
 import numbers
 import os
+import sys
 
 import keras
 import numpy as np
@@ -217,6 +218,15 @@ def _check_resumable(backup_dir, history_path, epochs):
                          "over (or train with --force / fit(resume=False))")
 
 
+def _progress_verbosity(verbose):
+    """Keras's verbosity for ``model.fit``: its progress bar (1, "auto") redraws itself with
+    terminal control codes, so where standard output is not a terminal (a log file, a pipe)
+    one line per epoch (2) is written instead."""
+    if verbose in (1, "auto") and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
+        return 2
+    return verbose
+
+
 def _check_labels(name, data, model, loss):
     """Integer class labels in ``[0, classes)`` for array data and the default loss."""
     if loss is not None or data is None or isinstance(data, tf.data.Dataset):
@@ -282,7 +292,9 @@ def fit(
             (``tf.distribute.get_strategy()``).
         resume: continue from ``out_dir/backup`` and ``history.json`` if present; False
             deletes an existing backup and starts a new history.
-        verbose: Keras verbosity (1: progress bar, 2: one line per epoch, 0: silent).
+        verbose: Keras verbosity (1: progress bar, 2: one line per epoch, 0: silent). Where
+            standard output is not a terminal, 1 writes one line per epoch, free of the
+            progress bar's control codes.
         callbacks: extra Keras callbacks (run after the built-in ones).
         batch_size: batch size for array inputs.
         loss: loss instead of the default (see ``compile_model``).
@@ -415,7 +427,7 @@ def _train(model_fn, train_data, epochs, recipe, write_dir, validation_data, ste
         steps_per_epoch=steps_per_epoch,
         validation_data=val_ds,
         callbacks=all_callbacks,
-        verbose=verbose,
+        verbose=_progress_verbosity(verbose),
         shuffle=False,  # arrays are shuffled by as_dataset; datasets are the caller's
     )
     epochs_run = len(keras_history.epoch)

@@ -169,7 +169,9 @@ def make_progress_callback(total, description, enabled=True):
 
     class _Progress(base):
         def on_begin(self, **kwargs):
-            self.bar = tqdm(total=total, desc=description, leave=False, unit="step")
+            # disable=None: no bar (no control codes) where standard error is not a terminal
+            self.bar = tqdm(total=total, desc=description, leave=False, unit="step",
+                            disable=None)
 
         def __call__(self, i, values, grads, scores, model_outputs, **kwargs):
             self.bar.update(1)
