@@ -138,7 +138,7 @@ def test_errors_after_tensorflow_loads_are_one_line_without_its_logs(files, tmp_
 @pytest.mark.parametrize("command", [
     ["train", "--epochs", "1"],
     ["lab", "--quick"],
-    ["analyze", "--experiment", "hessian", "--max-depth", "4"],
+    ["analyze", "--experiment", "hessian", "--quick"],
     ["analyze", "{m}", "--experiment", "similarity"],
     ["vis", "{m}", "--method", "saliency"],
     ["export", "{m}", "--format", "onnx"],

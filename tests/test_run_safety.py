@@ -216,7 +216,7 @@ HOLD = textwrap.dedent("""
 @pytest.mark.parametrize("command", [
     TRAIN,
     ["lab", "--quick"],
-    ["analyze", "--experiment", "hessian", "--max-depth", "4", "--force"],
+    ["analyze", "--experiment", "hessian", "--quick", "--force"],
 ])
 def test_a_second_run_on_a_folder_in_use_is_refused_at_once(command, tmp_path, capsys):
     out = tmp_path / "out"
