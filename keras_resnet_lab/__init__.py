@@ -21,7 +21,7 @@ DEFER_IMPORTS = "KERAS_RESNET_LAB_DEFER_IMPORTS"
 __all__ = [
     "BlockBase", "BlockInfo", "FusedBatchNormalization", "HighwayBlock", "MultiResidualBlock",
     "ResidualBlock", "SharedResidualStack", "SqueezeExcite", "__version__", "blocks", "build_model",
-    "cifar_network", "cifar_resnet", "find_block", "highway_mlp", "highway_net",
+    "cifar_network", "cifar_resnet", "find_block", "from_keras_hub", "highway_mlp", "highway_net",
     "multi_residual_net", "residual_mlp", "resnet", "resnext", "stages", "wide_resnet",
 ]
 
@@ -45,6 +45,7 @@ if _os.environ.get(DEFER_IMPORTS) != "1":
         cifar_network,
         cifar_resnet,
         find_block,
+        from_keras_hub,
         highway_mlp,
         highway_net,
         multi_residual_net,

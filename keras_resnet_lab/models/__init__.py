@@ -1,4 +1,4 @@
-"""Network builders, the ordered-blocks helper, and keras.applications conversion."""
+"""Network builders, the ordered-blocks helper, and keras.applications / keras-hub conversion."""
 
 from keras_resnet_lab.models.builder import Stage, build_network, conv_stem, head
 from keras_resnet_lab.models.chain import BlockInfo, block_name, blocks, find_block, stages
@@ -24,6 +24,7 @@ from keras_resnet_lab.models.finetune import (
     replace_head,
 )
 from keras_resnet_lab.models.grow import identity_block, insert_blocks
+from keras_resnet_lab.models.hub import from_keras_hub
 from keras_resnet_lab.models.mlp import highway_mlp, plain_mlp, residual_mlp
 from keras_resnet_lab.models.registry import MODELS, build_model
 from keras_resnet_lab.models.resnet import (
@@ -57,7 +58,8 @@ __all__ = [
     "skip_block",
     "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "MODELS", "BlockInfo", "Stage", "block_name", "blocks",
     "build_model", "build_network", "cifar_network", "cifar_resnet", "conv_stem",
-    "find_block", "freeze_batch_norm", "freeze_stages", "from_keras_applications", "head",
+    "find_block", "freeze_batch_norm", "freeze_stages", "from_keras_applications",
+    "from_keras_hub", "head",
     "identity_block", "insert_blocks", "learned_scales", "replace_head", "highway_net",
     "multi_residual_net",
     "highway_mlp", "plain_mlp", "residual_mlp", "resnet",
