@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import platform
 import statistics
 import sys
 import time
-import uuid
 
 #: CPU flags that decide which fast paths a CPU has (oneDNN bf16/int8, AMX).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
@@ -336,36 +334,12 @@ def count_flops(model):
 
 
 # -- results -----------------------------------------------------------------------------
-def _atomic_write(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    stem, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(folder, f".{stem}-{uuid.uuid4().hex[:8]}.tmp{ext}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def write_json(data, path):
-    """Write ``data`` as indented JSON to ``path`` atomically (temp file + ``os.replace``)."""
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
-            f.write("\n")
+    """Write ``data`` as indented JSON to ``path`` atomically (numpy values made JSON-safe;
+    NaN and infinities kept as ``NaN``/``Infinity``, as measured)."""
+    from keras_resnet_lab.atomic import atomic_write_json
 
-    return _atomic_write(path, write)
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return atomic_write_json(data, path, allow_nan=True)
 
 
 @dataclasses.dataclass
@@ -413,6 +387,8 @@ class BenchResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from keras_resnet_lab.atomic import save_figure
+
         labels = list(self.ratios)
         values = [float(self.ratios[k]) for k in labels]
         fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(labels), 2) + 1.2))
@@ -429,11 +405,7 @@ class BenchResult:
         ax.set_title(title or f"{self.name} ({cpu.get('model', '?')}, "
                                f"{cpu.get('usable_cores', '?')} cores)", fontsize=9)
         fig.tight_layout()
-        try:
-            _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-        finally:
-            plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def save(self, out_dir):
         """Write ``<out_dir>/<name>.json`` and ``<name>.png``; returns both paths."""

@@ -17,12 +17,10 @@ experiment once per seed with :func:`run_seeds`, which aggregates the per-seed r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -122,19 +120,9 @@ def environment():
 
 def write_results(out, payload):
     """Write ``payload`` (made JSON-safe) to ``out/results.json`` atomically; returns the path."""
-    from keras_resnet_lab.analysis.results import jsonable
+    from keras_resnet_lab.atomic import atomic_write_json
 
-    path = os.path.join(out, "results.json")
-    tmp = os.path.join(out, f".results-{uuid.uuid4().hex[:8]}.tmp.json")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(jsonable(payload), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_json(payload, os.path.join(out, "results.json"))
 
 
 def finish(args, script, assessments, numbers, config, figures, started):

@@ -39,13 +39,6 @@ QUICK = dict(dim=3, max_depth=32, shortcuts=(1, 2, 3), n_examples=256, autodiff_
 FULL = dict(dim=3, max_depth=32, shortcuts=(1, 2, 3), n_examples=1000, autodiff_depth=12)
 
 
-def _spearman(a, b):
-    import numpy as np
-
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def _theory_n2(result):
     """Li et al.'s n = 2 spectrum: per unit, +-(each singular value of G), dim times each."""
     import numpy as np
@@ -61,6 +54,7 @@ def main(argv=None):
     args = _common.parse_args(__doc__.splitlines()[0], "hessian_li", argv, seeded=True)
     import numpy as np
 
+    from keras_resnet_lab.analysis import spearman
     from keras_resnet_lab.analysis.hessian import zero_init_hessian
     from keras_resnet_lab.analysis.results import new_figure, save_figure
 
@@ -122,7 +116,7 @@ def main(argv=None):
         "n1_condition_growth": [r.condition_growth(1) for r in results],
         "n1_condition_growth_deep_over_shallow_band": band_growth,
         "n1_band_depths": {"shallow": depths1[shallow].tolist(), "deep": depths1[deep].tolist()},
-        "n1_spearman_depth_vs_median_condition": _spearman(depths1, median1),
+        "n1_spearman_depth_vs_median_condition": spearman(depths1, median1),
         "n1_over_n2_condition_at_max_depth": over_n2,
         "n2_condition": [r.condition["2"][0] for r in results],
         "n2_relative_spread": [r.condition_spread(2) for r in results],

@@ -73,6 +73,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    from keras_resnet_lab.atomic import atomic_write_json
     from keras_resnet_lab.data import load_digits
     from keras_resnet_lab.models import stages
     from keras_resnet_lab.vis import (
@@ -83,7 +84,6 @@ def main(argv=None):
         plot_refinement_comparison,
         refinement_view,
     )
-    from keras_resnet_lab.vis.plotting import atomic_write_json
 
     os.makedirs(args.out, exist_ok=True)
     start = time.time()

@@ -34,6 +34,7 @@ Example:
     >>> result.plot("lesion.png")
 """
 
+from keras_resnet_lab.analysis._common import spearman
 from keras_resnet_lab.analysis.comparisons import (
     COMPARISONS,
     SeededComparison,
@@ -156,7 +157,7 @@ __all__ = [
     "branch_statistics", "calibrate_batch_norm", "cka_matrix", "crelu", "effective_range",
     "input_gradients", "jsonable", "kendall_tau", "lesion_study", "line_gradients",
     "line_inputs", "linear_cka", "path_gradients", "path_lengths", "refinement", "shattering",
-    "shattering_network", "COMPARISONS", "DepthComparison", "HighwayDepthComparison",
+    "shattering_network", "spearman", "COMPARISONS", "DepthComparison", "HighwayDepthComparison",
     "LooksLinearComparison", "ScalingComparison", "SharingComparison", "compare_highway_depths",
     "compare_initializations", "compare_residual_scales", "compare_weight_sharing",
     "SeededComparison", "compare_depths", "gate_bias_at", "linearity_error", "run_comparison",

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from keras_resnet_lab._checks import boolean, integer, one_of, positive_int, sequence
-from keras_resnet_lab.analysis.results import Result, new_figure, save_figure
+from keras_resnet_lab.analysis.results import Result, new_figure
 from keras_resnet_lab.catalog import COMPARISONS
 
 #: Multi-residual at equal parameters on the 8x8 digits: 2 stages of 16 channels, 8 blocks of
@@ -270,7 +270,7 @@ class SeededComparison(Result):
         out["description"] = self.describe()
         return out
 
-    def plot(self, path):
+    def figure(self):
         """The first seed's figure (when its result object is at hand) and, below it, every
         criterion: the per-seed values, the estimate with its interval and the threshold."""
         first = self.runs[0] if hasattr(self.runs[0], "draw") else None
@@ -288,7 +288,7 @@ class SeededComparison(Result):
             self._draw_criterion(ax, assessment, criterion)
         for ax in bottom[len(criteria):]:
             ax.set_axis_off()
-        return save_figure(figure, path)
+        return figure
 
     def _draw_criterion(self, ax, assessment, criterion):
         values = np.asarray(self.values(assessment.key, criterion.key), dtype=float)

@@ -113,9 +113,9 @@ def k_curve(intact_error, draw_errors, draw_k):
     return [0] + ks.tolist(), [float(intact_error)] + means.tolist()
 
 
-def rank_correlation(ks, mean_errors):
-    """Spearman correlation between ``k`` and the mean error at ``k`` (NaN when constant)."""
-    return spearman(ks, mean_errors)
+#: ``rank_correlation(ks, mean_errors)``: the Spearman correlation between ``k`` and the mean
+#: error at ``k`` (NaN when constant): the ``rank_correlation`` of ``veit_k_deletion``.
+rank_correlation = spearman
 
 
 def largest_step(mean_errors):
@@ -150,10 +150,10 @@ def largest_step_share(mean_errors):
     return float(np.max(np.diff(mean_errors)) / total)
 
 
-def tau_correlation(taus, errors):
-    """Spearman correlation between Kendall's tau of reordered block orders and their errors
-    (NaN when either is constant)."""
-    return spearman(taus, errors)
+#: ``tau_correlation(taus, errors)``: the Spearman correlation between Kendall's tau of
+#: reordered block orders and their errors (NaN when either is constant): the
+#: ``tau_correlation`` of ``veit_reorder``.
+tau_correlation = spearman
 
 
 @dataclasses.dataclass

@@ -144,9 +144,9 @@ def _draw(args, model, info, images, value_range, out):
         _written(written, out)
         return 0
 
+    from keras_resnet_lab.atomic import atomic_write_json
     from keras_resnet_lab.models import stages
     from keras_resnet_lab.vis import branch_view, match_filters, refinement_view
-    from keras_resnet_lab.vis.plotting import atomic_write_json
 
     summary = {}
     view = refinement_view(model, info.stage, filters, **options)

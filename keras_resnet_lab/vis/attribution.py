@@ -23,7 +23,7 @@ from keras_resnet_lab.vis._checks import (
     integer,
     number_in,
 )
-from keras_resnet_lab.vis.plotting import atomic_write_json, image_grid, save_figure
+from keras_resnet_lab.vis.plotting import VisResult, image_grid
 
 __all__ = ["CAM_METHODS", "AttributionMaps", "cam", "saliency"]
 
@@ -35,7 +35,7 @@ _TITLES = {"saliency": "Saliency", "smoothgrad": "SmoothGrad", "gradcam": "Grad-
 
 
 @dataclasses.dataclass
-class AttributionMaps:
+class AttributionMaps(VisResult):
     """Attribution maps of a batch of images: what each image's class score depends on.
 
     Attributes:
@@ -76,17 +76,14 @@ class AttributionMaps:
             data["images"] = np.round(self.images, 6).tolist()
         return data
 
-    def to_json(self, path, include_arrays=False):
-        """Write :meth:`to_dict` to ``path`` (atomically); returns ``path``."""
-        return atomic_write_json(self.to_dict(include_arrays), path)
-
     def title(self):
         """The figure title: method, model, block and what the class indices mean."""
         where = f" at block '{self.block}'" if self.block else " (input gradient)"
         return f"{_TITLES[self.method]} of model '{self.model_name}'{where}"
 
-    def plot(self, path, max_columns=8):
-        """Write a PNG grid: each image above its map (overlaid on it); returns ``path``."""
+    def figure(self, max_columns=8):
+        """The grid: each image above its map (overlaid on it); ``plot(path, max_columns=8)``
+        writes it as PNG."""
         max_columns = positive_int("max_columns", max_columns)
         panels, overlays, titles, labels = [], [], [], []
         for start in range(0, len(self.images), max_columns):
@@ -104,8 +101,7 @@ class AttributionMaps:
         if self.maps.ndim != 3:  # vector inputs: show the map itself as a strip
             panels[1::2] = [[self.maps[i] for i in range(s, min(s + max_columns, len(self.maps)))]
                             for s in range(0, len(self.maps), max_columns)]
-        figure = image_grid(panels, titles, self.title(), labels, overlays)
-        return save_figure(figure, path)
+        return image_grid(panels, titles, self.title(), labels, overlays)
 
 
 def _explained_classes(model, x, class_index):

@@ -26,7 +26,7 @@ from keras_resnet_lab.vis._checks import (
     positive_int,
 )
 from keras_resnet_lab.vis.maximization import maximize_filter
-from keras_resnet_lab.vis.plotting import atomic_write_json, save_figure
+from keras_resnet_lab.vis.plotting import VisResult
 
 __all__ = ["MATCHINGS", "FilterMatches", "activation_correlation", "match_filters"]
 
@@ -97,7 +97,7 @@ def _match(corr, matching):
 
 
 @dataclasses.dataclass
-class FilterMatches:
+class FilterMatches(VisResult):
     """Channels of the last block of a stage matched to those of the next stage's first block.
 
     Attributes:
@@ -150,13 +150,9 @@ class FilterMatches:
                 data["target_images"] = np.round(self.target_images, 6).tolist()
         return data
 
-    def to_json(self, path, include_arrays=False):
-        """Write :meth:`to_dict` to ``path`` (atomically); returns ``path``."""
-        return atomic_write_json(self.to_dict(include_arrays), path)
-
-    def plot(self, path):
-        """Write a PNG: the correlation matrix with the matching, and the best pairs maximized
-        (top row: source block, bottom row: target block); returns ``path``."""
+    def figure(self):
+        """The correlation matrix with the matching, and the best pairs maximized (top row:
+        source block, bottom row: target block); ``plot(path)`` writes it as PNG."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -197,7 +193,7 @@ class FilterMatches:
         title = (f"Cross-stage filter matching of model '{self.model_name}': "
                  f"{self.source} -> {self.target}")
         figure.suptitle(title, fontsize=10)
-        return save_figure(figure, path)
+        return figure
 
 
 def match_filters(model, stage=1, images=None, matching="hungarian", top_k=6,

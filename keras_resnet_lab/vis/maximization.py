@@ -30,7 +30,7 @@ from keras_resnet_lab.vis._checks import (
     one_of,
     positive_int,
 )
-from keras_resnet_lab.vis.plotting import atomic_write_json, image_grid, save_figure
+from keras_resnet_lab.vis.plotting import VisResult, image_grid
 
 __all__ = ["TARGETS", "BranchView", "FilterImages", "branch_view", "channel_activation",
            "maximize_filter", "target_model"]
@@ -108,7 +108,7 @@ def channel_activation(sub_model, images, filter_indices):
 
 
 @dataclasses.dataclass
-class FilterImages:
+class FilterImages(VisResult):
     """Inputs that maximize channels of one block's output (or branch, or shortcut).
 
     Attributes:
@@ -147,12 +147,9 @@ class FilterImages:
             data["images"] = np.round(self.images, 6).tolist()
         return data
 
-    def to_json(self, path, include_arrays=False):
-        """Write :meth:`to_dict` to ``path`` (atomically); returns ``path``."""
-        return atomic_write_json(self.to_dict(include_arrays), path)
-
-    def plot(self, path, max_columns=8):
-        """Write a PNG grid, one panel per filter, titled with its activation; returns path."""
+    def figure(self, max_columns=8):
+        """The grid, one panel per filter, titled with its activation (``plot(path,
+        max_columns=8)`` writes it as PNG)."""
         max_columns = positive_int("max_columns", max_columns)
         panels, titles = [], []
         for start in range(0, len(self.images), max_columns):
@@ -162,7 +159,7 @@ class FilterImages:
                            f"(blank {self.blank_activation[i]:.2f})" for i in idx])
         title = (f"Activation maximization of model '{self.model_name}', block '{self.block}' "
                  f"{_LABELS[self.target]}")
-        return save_figure(image_grid(panels, titles, title), path)
+        return image_grid(panels, titles, title)
 
 
 def _blur(sigma, channels):
@@ -372,7 +369,7 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
 
 
 @dataclasses.dataclass
-class BranchView:
+class BranchView(VisResult):
     """One block taken apart: the same channels maximized at its shortcut, at its residual
     branch F(x) and at its output.
 
@@ -399,12 +396,9 @@ class BranchView:
                 "zero_padded": [int(f) for f in self.zero_padded],
                 "results": {t: r.to_dict(include_arrays) for t, r in self.results.items()}}
 
-    def to_json(self, path, include_arrays=False):
-        """Write :meth:`to_dict` to ``path`` (atomically); returns ``path``."""
-        return atomic_write_json(self.to_dict(include_arrays), path)
-
-    def plot(self, path):
-        """Write a PNG grid (rows: filters; columns: shortcut, F(x), output); returns path."""
+    def figure(self):
+        """The grid (rows: filters; columns: shortcut, F(x), output); ``plot(path)`` writes it
+        as PNG."""
         panels, titles, labels = [], [], []
         for row, f in enumerate(self.filter_indices):
             panels.append([])
@@ -421,8 +415,7 @@ class BranchView:
                 titles[-1].append(f"{head}act {result.activation[row]:.2f}")
         title = (f"Branch view of model '{self.model_name}', block '{self.block}': "
                  "each channel maximized at the shortcut, the branch F(x) and the output")
-        figure = image_grid(panels, titles, title, labels)
-        return save_figure(figure, path)
+        return image_grid(panels, titles, title, labels)
 
 
 def branch_view(model, block=-1, filter_index=None, path=None, **kwargs):

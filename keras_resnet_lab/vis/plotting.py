@@ -1,42 +1,26 @@
-"""PNG grids for the visualizations (matplotlib, Agg backend) and atomic file writes.
+"""PNG grids for the visualizations (matplotlib, Agg backend).
 
 Every figure is a grid of small image panels with a title per panel and a title over the
-grid naming the model, the block, the class or filter and the method.
+grid naming the model, the block, the class or filter and the method. The results write them
+with :meth:`keras_resnet_lab.atomic.Result.plot` (atomically, cut to their content).
 """
 
-import os
 import textwrap
 
 import numpy as np
 
-from keras_resnet_lab import atomic
+from keras_resnet_lab.atomic import Result
 
-__all__ = ["atomic_write_json", "display_image", "image_grid", "save_figure", "wrap_title"]
-
-
-def save_figure(figure, path, dpi=110):
-    """Write ``figure`` to ``path`` (PNG) atomically and close it; returns ``path``.
-
-    Args:
-        figure: a matplotlib figure.
-        path: the PNG file; written to a temporary file in the same folder, then renamed.
-        dpi: resolution.
-
-    Example:
-        >>> save_figure(image_grid([[image]], [["input"]], "one image"), "one.png")
-    """
-    import matplotlib.pyplot as plt
-
-    path = os.fspath(path)
-    if not path or os.path.isdir(path):
-        raise ValueError(f"`path` must name a file, got {path!r}.")
-    try:
-        return atomic.save_figure(figure, path, dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(figure)
+__all__ = ["VisResult", "display_image", "image_grid", "wrap_title"]
 
 
-atomic_write_json = atomic.atomic_write_json
+class VisResult(Result):
+    """The :class:`~keras_resnet_lab.atomic.Result` of a visualization: ``to_dict(
+    include_arrays=False)`` (the images and maps only when asked), ``to_json(path,
+    include_arrays=False)`` and ``plot(path, ...)`` of its ``figure(...)``, an image grid cut
+    to its content."""
+
+    savefig_options = {"bbox_inches": "tight"}
 
 
 def display_image(image):
@@ -89,7 +73,7 @@ def image_grid(panels, titles=None, title=None, row_labels=None, overlays=None,
         spacers: indices of columns that only separate groups (drawn narrow and empty).
 
     Returns:
-        The matplotlib figure (save it with :func:`save_figure`).
+        The matplotlib figure (save it with :func:`keras_resnet_lab.atomic.save_figure`).
 
     Example:
         >>> figure = image_grid([[a, b], [c, None]], [["a", "b"], ["c", ""]], "title")

@@ -13,10 +13,11 @@ import dataclasses
 
 import numpy as np
 
+from keras_resnet_lab.atomic import save_figure
 from keras_resnet_lab.models.chain import stages
 from keras_resnet_lab.vis._checks import check_indices, is_int
 from keras_resnet_lab.vis.maximization import maximize_filter
-from keras_resnet_lab.vis.plotting import atomic_write_json, image_grid, save_figure
+from keras_resnet_lab.vis.plotting import VisResult, image_grid
 
 __all__ = ["RefinementView", "image_correlation", "refinement_view"]
 
@@ -41,7 +42,7 @@ def image_correlation(a, b):
 
 
 @dataclasses.dataclass
-class RefinementView:
+class RefinementView(VisResult):
     """Filters maximized at every block of one stage.
 
     Attributes:
@@ -93,10 +94,6 @@ class RefinementView:
             data["images"] = np.round(self.images, 6).tolist()
         return data
 
-    def to_json(self, path, include_arrays=False):
-        """Write :meth:`to_dict` to ``path`` (atomically); returns ``path``."""
-        return atomic_write_json(self.to_dict(include_arrays), path)
-
     def title(self):
         """The figure title."""
         control = ("" if self.other_filter_similarity is None else
@@ -118,11 +115,12 @@ class RefinementView:
             labels.append(f"filter {f}")
         return panels, titles, labels
 
-    def plot(self, path, rows=None):
-        """Write the PNG grid (rows: filters, the first ``rows`` of them; one panel per block
-        of the stage); returns ``path``. The title's similarities are over all filters."""
+    def figure(self, rows=None):
+        """The grid (rows: filters, the first ``rows`` of them; one panel per block of the
+        stage); ``plot(path, rows=None)`` writes it as PNG. The title's similarities are over
+        all filters."""
         panels, titles, labels = self.panels(rows=rows)
-        return save_figure(image_grid(panels, titles, self.title(), labels), path)
+        return image_grid(panels, titles, self.title(), labels)
 
 
 def plot_refinement_comparison(views, path, names=None, rows=None):
@@ -167,7 +165,8 @@ def plot_refinement_comparison(views, path, names=None, rows=None):
     title = (f"Refinement view, stage {views[0].stage}: each filter maximized at every block "
              f"(activation maximization)\nimage correlation of the same filter at consecutive "
              f"blocks, mean over {count} filters:\n" + ";  ".join(summary))
-    return save_figure(image_grid(panels, titles, title, labels, spacers=spacers), path)
+    return save_figure(image_grid(panels, titles, title, labels, spacers=spacers), path,
+                       **VisResult.savefig_options)
 
 
 def _similarities(images):
