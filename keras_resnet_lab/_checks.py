@@ -277,6 +277,94 @@ def labels(name, value, classes, n=None):
     return y.astype(np.int64)
 
 
+#: Another class labels check's name, for :func:`examples` (whose ``labels`` argument hides it).
+_class_labels = labels
+
+
+def examples(name, value, *, labels="classes", classes=None, shape=None, model_name=None,
+             inputs="inputs", dataset=None, one_hot=False, finite=True, dtype=np.float32,
+             single=False):
+    """Return examples as numpy arrays: ``(x, y)``, inputs and one label each, or with
+    ``labels=None`` the inputs ``x`` alone. The one check of the package's data arguments.
+
+    Args:
+        name: the argument's name; every message names it.
+        value: ``(x, y)`` (a tuple or list of two arrays), or the inputs (``labels=None``).
+        labels: ``"classes"``: class indices, whole numbers in ``[0, classes)`` (see
+            :func:`labels`; returned as int64); ``"any"``: only their count is checked (one
+            label, or one-hot row, per example; returned as given); None: inputs alone.
+        classes: the number of classes (None leaves the range open above).
+        shape: the shape of one example (None for a size left open), e.g. a model's input
+            shape; ``model_name`` is the model the message cites.
+        inputs: what the messages call the inputs (``"images"``, ``"inputs"``).
+        dataset: what else the argument may be, named in the message when it is no pair
+            (``"a batched tf.data.Dataset of (x, y)"``); the caller handles it.
+        one_hot: turn one-hot label rows (``classes`` columns) and a column of labels into
+            class indices.
+        finite: refuse NaN and infinite inputs.
+        dtype: the inputs' dtype (None keeps theirs).
+        single: the inputs may be one example without its batch axis (one is added).
+
+    Example:
+        >>> examples("data", ([[0.5], [1.0]], [1, 3]), classes=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: `data` labels must lie in [0, 2) (the model has 2 classes), got 3 at index 1.
+    """
+    pair = labels is not None
+    if pair and not (isinstance(value, (tuple, list)) and len(value) == 2):
+        kind = "integer labels" if labels == "classes" else "labels"
+        alternative = f" or {dataset}" if dataset else ""
+        raise ValueError(f"`{name}` must be a pair (x, y) of arrays ({inputs}, {kind})"
+                         f"{alternative}, got {type(value).__name__}.")
+    raw = value[0] if pair else value
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values: refused below
+            x = np.asarray(raw, dtype=dtype)
+        y = np.asarray(value[1]) if pair else None
+    except (TypeError, ValueError) as error:
+        what = "a pair (x, y) of numeric arrays" if pair else "a numeric array"
+        raise ValueError(f"`{name}` must be {what}, got {type(raw).__name__}: {error}") \
+            from None
+    subject = f"`{name}` {inputs}" if pair else f"`{name}`"
+    if single and shape is not None and x.ndim == len(shape):
+        x = x[None]
+    if shape is not None and (x.ndim != len(shape) + 1 or any(
+            e is not None and e != g for e, g in zip(shape, x.shape[1:]))):
+        wanted = "(N, " + ", ".join("?" if e is None else str(e) for e in shape) + ")"
+        target = f"the input of model '{model_name}'" if model_name else "the expected input"
+        hint = ""
+        if len(shape) == 3 and x.ndim == 4 and shape[-1] == x.shape[-1] and None not in shape:
+            hint = (f" Resize them first, e.g. keras_resnet_lab.vis.resize_images("
+                    f"{'x' if pair else name}, {shape[0]}, {shape[1]}).")
+        raise ValueError(f"{subject} must have shape {wanted} to match {target}; got "
+                         f"{tuple(np.shape(raw))}. {inputs.capitalize()} of another size are "
+                         f"rejected, not resized.{hint}")
+    if pair:
+        if one_hot and y.ndim == 2 and y.dtype != object:
+            if y.shape[1] == 1:
+                y = y[:, 0]
+            elif classes is not None and y.shape[1] == classes:
+                y = y.argmax(axis=-1)
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError(f"`{name}` must be (x, y) arrays with one row per example, got "
+                             f"x.shape={x.shape}, y.shape={y.shape}.")
+        if len(x) != len(y):
+            raise ValueError(f"`{name}` has {len(x)} {inputs} and {len(y)} labels: {name} must "
+                             f"be (x, y) with the same number of examples (x.shape={x.shape}, "
+                             f"y.shape={y.shape}).")
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"`{name}` is empty: give at least one {inputs.removesuffix('s')}.")
+    if finite and not np.all(np.isfinite(x)):
+        raise ValueError(f"{subject} {'contain' if pair else 'contains'} NaN or infinite "
+                         "values.")
+    if not pair:
+        return x
+    if labels == "classes":
+        y = _class_labels(name, y, classes, n=len(x))
+    return x, y
+
+
 def memory_limit():
     """The byte limit of :func:`memory`: :data:`MEMORY_LIMIT`, else half the machine's memory."""
     if MEMORY_LIMIT is not None:

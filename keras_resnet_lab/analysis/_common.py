@@ -3,9 +3,9 @@
 import numpy as np
 
 from keras_resnet_lab._checks import (
+    examples,
     finite_outputs,
     keras_model,
-    labels,
     positive_int,
 )
 from keras_resnet_lab.models.chain import blocks
@@ -27,36 +27,12 @@ def check_data(model, data, max_examples=None, labels_used=True):
     images are finite. Labels are one class index per image (or one-hot rows); with
     ``labels_used`` they must be whole numbers in ``[0, classes)`` (fractional or
     out-of-range labels are refused, not truncated); without, only their count is checked.
+    The data are checked by :func:`keras_resnet_lab._checks.examples`.
     """
     check_model(model)
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError("`data` must be a pair (x, y) of arrays (images, integer labels), got "
-                         f"{type(data).__name__}.")
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values: refused below
-            x = np.asarray(data[0], dtype=np.float32)
-        y = np.asarray(data[1])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"`data` must be a pair (x, y) of numeric arrays: {error}") from None
-    expected = tuple(model.inputs[0].shape[1:])
-    if x.ndim != len(expected) + 1 or any(
-            e is not None and e != g for e, g in zip(expected, x.shape[1:])):
-        raise ValueError(f"`data` images must have shape (n, {', '.join(map(str, expected))}) "
-                         f"to match model '{model.name}', got {x.shape}.")
-    classes = model.outputs[0].shape[-1]
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    elif y.ndim == 2 and y.shape[1] == classes and y.dtype != object:
-        y = y.argmax(axis=-1)
-    if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"`data` labels must be one integer per image ({len(x)}), got shape "
-                         f"{y.shape}.")
-    if len(x) == 0:
-        raise ValueError("`data` is empty.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("`data` images contain NaN or infinite values.")
-    if labels_used:
-        y = labels("data", y, classes)
+    x, y = examples("data", data, labels="classes" if labels_used else "any",
+                    classes=model.outputs[0].shape[-1], shape=tuple(model.inputs[0].shape[1:]),
+                    model_name=model.name, inputs="images", one_hot=True)
     if max_examples is not None:
         max_examples = positive_int("max_examples", max_examples)
         x, y = x[:max_examples], y[:max_examples]

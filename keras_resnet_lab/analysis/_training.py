@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from keras_resnet_lab._checks import number_in, positive_int
+from keras_resnet_lab._checks import examples, number_in, positive_int
 
 
 def training_digits(image_size=8, channels=3, batch_size=None, flatten=False):
@@ -38,61 +38,47 @@ def training_digits(image_size=8, channels=3, batch_size=None, flatten=False):
     return (x_train, y_train), (x_test, y_test)
 
 
-def check_pair(name, data):
-    """``data`` = ``(x, y)``: equally long, non-empty arrays; returns them as numpy arrays."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(f"`{name}` must be a pair (x, y) of arrays (inputs, integer labels), "
-                         f"got {type(data).__name__}.")
-    x, y = np.asarray(data[0], dtype=np.float32), np.asarray(data[1])
-    if len(x) == 0 or len(x) != len(y) or y.ndim != 1:
-        raise ValueError(f"`{name}` must hold equally many inputs and integer labels (one "
-                         f"label each, at least one example), got shapes {x.shape} and "
-                         f"{y.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`{name}` inputs contain NaN or infinite values.")
-    if not (np.issubdtype(y.dtype, np.integer)
-            or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
-        raise ValueError(f"`{name}` labels must be integer class indices, got {y.dtype} values "
-                         f"such as {y.ravel()[:3].tolist()}.")
-    return x, y.astype(np.int64)
-
-
-def check_training_data(train, test, batch_size, steps_per_epoch=None, need_steps=False):
-    """Check a comparison's ``train`` (``(x, y)`` arrays or a batched ``tf.data.Dataset``) and
-    ``test`` (arrays).
+def check_training_data(train, test, batch_size, steps_per_epoch=None, need_steps=False,
+                        datasets=True):
+    """Check a comparison's ``train`` (``(x, y)`` arrays, or a batched ``tf.data.Dataset``
+    unless ``datasets`` is False) and ``test`` (arrays); the arrays are checked by
+    :func:`keras_resnet_lab._checks.examples` (finite inputs, labels whole numbers >= 0).
 
     Returns:
         ``(train, test, steps_per_epoch, num_classes)``: the steps of one epoch (from the
         arrays and ``batch_size``, else the dataset's length; None when unknown, unless
         ``need_steps``, which raises) and the number of classes (largest label + 1, at least 2).
     """
-    test = check_pair("test", test)
+    test = examples("test", test)
     labels = [test[1]]
-    if isinstance(train, (tuple, list)):
-        train = check_pair("train", train)
+    if isinstance(train, (tuple, list)) or not datasets or not _is_dataset(train):
+        dataset = None
+        if datasets:
+            dataset = "a batched tf.data.Dataset of (x, y)" + (
+                " of known length (else give `steps_per_epoch`)" if need_steps else "")
+        train = examples("train", train, dataset=dataset)
         if train[0].shape[1:] != test[0].shape[1:]:
             raise ValueError(f"`train` and `test` inputs must have the same shape per example, "
                              f"got {train[0].shape[1:]} and {test[0].shape[1:]}.")
         labels.append(train[1])
         if steps_per_epoch is None:
             steps_per_epoch = math.ceil(len(train[0]) / positive_int("batch_size", batch_size))
-    else:
-        import tensorflow as tf
-
-        if not isinstance(train, tf.data.Dataset):
-            raise ValueError("`train` must be a pair (x, y) of arrays or a batched "
-                             f"tf.data.Dataset of (x, y), got {type(train).__name__}.")
-        if steps_per_epoch is None:
-            cardinality = int(train.cardinality().numpy())
-            steps_per_epoch = cardinality if cardinality > 0 else None
-            if steps_per_epoch is None and need_steps:
-                raise ValueError("`steps_per_epoch` is needed for the cosine schedule: the "
-                                 "length of `train` (a dataset) is unknown or infinite.")
+    elif steps_per_epoch is None:
+        cardinality = int(train.cardinality().numpy())
+        steps_per_epoch = cardinality if cardinality > 0 else None
+        if steps_per_epoch is None and need_steps:
+            raise ValueError("`steps_per_epoch` is needed for the cosine schedule: the "
+                             "length of `train` (a dataset) is unknown or infinite.")
     if steps_per_epoch is not None:
         steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
-    if min(int(y.min()) for y in labels) < 0:
-        raise ValueError("labels must be integers >= 0.")
     return train, test, steps_per_epoch, max(2, max(int(y.max()) for y in labels) + 1)
+
+
+def _is_dataset(value):
+    """Whether ``value`` is a ``tf.data.Dataset`` (TensorFlow is imported only to ask)."""
+    import tensorflow as tf
+
+    return isinstance(value, tf.data.Dataset)
 
 
 def learning_rates(values):

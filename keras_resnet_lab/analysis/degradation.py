@@ -195,9 +195,6 @@ def compare_depths(train, test, *, depths=(8, 56), widths=(16, 32, 64), epochs=1
     from keras_resnet_lab.models.cifar import cifar_network
     from keras_resnet_lab.training.recipes import he_cifar_recipe
 
-    if not isinstance(train, (tuple, list)):
-        raise ValueError("`train` must be a pair (x, y) of arrays (inputs, integer labels): the "
-                         f"final training error is measured on it, got {type(train).__name__}.")
     depths = _depths(depths)
     widths = tuple(positive_int("widths", w) for w in sequence("widths", widths))
     if len(widths) != 3:
@@ -211,7 +208,9 @@ def compare_depths(train, test, *, depths=(8, 56), widths=(16, 32, 64), epochs=1
     weight_decay = number_in("weight_decay", weight_decay, 0.0)
     progress_bar = boolean("progress_bar", progress_bar)
     verbose = one_of("verbose", verbose, (0, 1, 2))
-    train, test, steps, num_classes = check_training_data(train, test, batch_size)
+    # Arrays only: the final training error is measured on them.
+    train, test, steps, num_classes = check_training_data(train, test, batch_size,
+                                                          datasets=False)
     warmup_epochs = number_in("warmup_epochs", warmup_epochs, 0.0)
     if warmup_epochs >= epochs:
         raise ValueError(f"`warmup_epochs` must be shorter than the run ({epochs} epochs), got "

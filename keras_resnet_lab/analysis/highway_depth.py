@@ -339,10 +339,7 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
 
     from keras_resnet_lab.models.mlp import highway_mlp
 
-    if not isinstance(train, (tuple, list)):
-        raise ValueError("`train` must be a pair (x, y) of arrays (inputs, integer labels), got "
-                         f"{type(train).__name__}.")
-    train, test, _, num_classes = check_training_data(train, test, batch_size)
+    train, test, _, num_classes = check_training_data(train, test, batch_size, datasets=False)
     depths = _depths(depths)
     units = positive_int("units", units)
     gate_bias = number_in("gate_bias", gate_bias, -30.0, 30.0)

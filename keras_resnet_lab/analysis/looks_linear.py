@@ -226,10 +226,7 @@ def compare_initializations(train, test, *, inits=("looks_linear", "he_relu"), b
     seed = int_at_least("seed", seed, 0)
     progress_bar = boolean("progress_bar", progress_bar)
     verbose = one_of("verbose", verbose, (0, 1, 2, "auto"))
-    if not isinstance(train, (tuple, list)):
-        raise ValueError("`train` must be a pair (x, y) of arrays (inputs, integer labels), got "
-                         f"{type(train).__name__}.")
-    train, test, _, num_classes = check_training_data(train, test, batch_size)
+    train, test, _, num_classes = check_training_data(train, test, batch_size, datasets=False)
     if num_classes != round(1 / CHANCE_ACCURACY):
         raise ValueError(f"the labels must be the 10 classes 0-9 of the digits (the networks "
                          f"have 10 outputs; chance is {CHANCE_ACCURACY:.0%}), got {num_classes} "

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet_lab._checks import boolean, labels, positive_int
+from keras_resnet_lab._checks import boolean, examples, labels, positive_int
 from keras_resnet_lab.atomic import save_model_atomic
 from keras_resnet_lab.outdir import check_path, owned_folder, remove_folder_atomically
 
@@ -110,23 +110,6 @@ class TrainResult:
         return out
 
 
-def _check_arrays(name, data):
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise ValueError(
-            f"{name} must be a tf.data.Dataset or an (x, y) tuple of arrays, "
-            f"got {name}={type(data).__name__}"
-        )
-    x, y = (np.asarray(a) for a in data)
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ValueError(
-            f"{name} must be (x, y) with the same number of samples, got x.shape={x.shape}, "
-            f"y.shape={y.shape}"
-        )
-    if len(x) == 0:
-        raise ValueError(f"{name} is empty (0 samples)")
-    return x, y
-
-
 def as_dataset(data, batch_size=128, shuffle=False, repeat=False, seed=None, name="data"):
     """A ``tf.data.Dataset`` of ``(x, y)`` batches from a dataset or an ``(x, y)`` tuple.
 
@@ -150,7 +133,10 @@ def as_dataset(data, batch_size=128, shuffle=False, repeat=False, seed=None, nam
     if isinstance(data, tf.data.Dataset):
         return data
     batch_size = positive_int("batch_size", batch_size)
-    x, y = _check_arrays(name, data)
+    # Any dtype, NaN allowed (TerminateOnNonFinite reports where a NaN loss came from); the
+    # labels are checked against the model in _check_labels.
+    x, y = examples(name, data, labels="any", dataset="a batched tf.data.Dataset of (x, y)",
+                    finite=False, dtype=None)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)

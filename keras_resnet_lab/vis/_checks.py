@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_resnet_lab._checks import (
     boolean,
+    examples,
     finite_outputs,
     integer,
     is_int,
@@ -18,36 +19,16 @@ __all__ = ["as_images", "boolean", "check_finite_model", "check_index", "check_i
 
 
 def as_images(model, images, name="images"):
-    """``images`` as a float32 batch matching ``model``'s input shape, or a ValueError.
+    """``images`` as a float32 batch matching ``model``'s input shape, or a ValueError
+    (:func:`keras_resnet_lab._checks.examples`).
 
     A single image (no batch axis) gets one. Images of another size are *rejected*, not
     resized: an explanation of a silently resized image would not be one of the user's image.
     """
     from keras_resnet_lab.vis._tkv import single_input
 
-    expected = tuple(single_input(model).shape[1:])
-    try:
-        x = np.asarray(images, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"`{name}` must be a numeric array, got {type(images).__name__}: "
-                         f"{error}") from None
-    if x.ndim == len(expected):
-        x = x[None]
-    wanted = "(N, " + ", ".join("?" if e is None else str(e) for e in expected) + ")"
-    if x.ndim != len(expected) + 1 or any(
-            e is not None and e != a for e, a in zip(expected, x.shape[1:])):
-        hint = ""
-        if len(expected) == 3 and x.ndim == 4 and expected[-1] == x.shape[-1]:
-            hint = (f" Resize them first, e.g. keras_resnet_lab.vis.resize_images({name}, "
-                    f"{expected[0]}, {expected[1]}).")
-        raise ValueError(f"`{name}` must have shape {wanted} to match the input of model "
-                         f"'{model.name}'; got {tuple(np.shape(images))}. Images of another size "
-                         f"are rejected, not resized.{hint}")
-    if x.shape[0] == 0:
-        raise ValueError(f"`{name}` is empty: give at least one image.")
-    if not np.isfinite(x).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
-    return x
+    return examples(name, images, labels=None, shape=tuple(single_input(model).shape[1:]),
+                    model_name=model.name, inputs="images", single=True)
 
 
 def check_finite_model(model, x):
