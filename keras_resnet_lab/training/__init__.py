@@ -10,8 +10,7 @@ Example:
 """
 
 from keras_resnet_lab.atomic import atomic_path, atomic_write_json, save_model_atomic
-
-from .callbacks import (
+from keras_resnet_lab.training.callbacks import (
     HISTORY_FORMAT,
     AtomicBackupAndRestore,
     AtomicModelCheckpoint,
@@ -20,18 +19,21 @@ from .callbacks import (
     history_columns,
     load_history,
 )
-from .loop import TrainResult, as_dataset, fit
-from .losses import SparseCategoricalCrossentropyWithSmoothing, classification_loss
-from .optimizers import CoupledWeightDecaySGD
-from .plots import plot_history
-from .precision import (
+from keras_resnet_lab.training.loop import TrainResult, as_dataset, fit
+from keras_resnet_lab.training.losses import (
+    SparseCategoricalCrossentropyWithSmoothing,
+    classification_loss,
+)
+from keras_resnet_lab.training.optimizers import CoupledWeightDecaySGD
+from keras_resnet_lab.training.plots import plot_history
+from keras_resnet_lab.training.precision import (
     POLICIES,
     float32_outputs,
     mixed_precision_model,
     policy_scope,
     resolve_policy,
 )
-from .recipes import (
+from keras_resnet_lab.training.recipes import (
     OPTIMIZERS,
     SCHEDULES,
     WEIGHT_DECAY_MODES,
@@ -41,8 +43,8 @@ from .recipes import (
     he_cifar_recipe,
     output_applies_softmax,
 )
-from .schedules import WARMUP_MODES, StepDecay, WarmupCosineDecay
-from .strategy import (
+from keras_resnet_lab.training.schedules import WARMUP_MODES, StepDecay, WarmupCosineDecay
+from keras_resnet_lab.training.strategy import (
     STRATEGIES,
     free_ports,
     get_strategy,

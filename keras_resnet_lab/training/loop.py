@@ -36,18 +36,23 @@ import tensorflow as tf
 from keras_resnet_lab._checks import boolean, examples, labels, positive_int
 from keras_resnet_lab.atomic import save_model_atomic
 from keras_resnet_lab.outdir import check_path, owned_folder, remove_folder_atomically
-
-from .callbacks import (
+from keras_resnet_lab.training.callbacks import (
     AtomicBackupAndRestore,
     JsonHistory,
     TerminateOnNonFinite,
     check_backup,
     load_history,
 )
-from .plots import plot_history
-from .precision import mixed_precision_model, resolve_policy
-from .recipes import Recipe, compile_model
-from .strategy import get_strategy, is_chief, is_multi_worker, patch_for_multi_worker, worker_id
+from keras_resnet_lab.training.plots import plot_history
+from keras_resnet_lab.training.precision import mixed_precision_model, resolve_policy
+from keras_resnet_lab.training.recipes import Recipe, compile_model
+from keras_resnet_lab.training.strategy import (
+    get_strategy,
+    is_chief,
+    is_multi_worker,
+    patch_for_multi_worker,
+    worker_id,
+)
 
 __all__ = ["TrainResult", "as_dataset", "fit"]
 

@@ -15,8 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from keras_resnet_lab.atomic import atomic_path
-
-from .callbacks import history_columns
+from keras_resnet_lab.training.callbacks import history_columns
 
 __all__ = ["ACCURACY_KEYS", "plot_history"]
 

@@ -23,10 +23,9 @@ import itertools
 import keras
 
 from keras_resnet_lab._checks import boolean, number_in, one_of, positive_int
-
-from .losses import classification_loss
-from .optimizers import CoupledWeightDecaySGD
-from .schedules import WARMUP_MODES, StepDecay, WarmupCosineDecay
+from keras_resnet_lab.training.losses import classification_loss
+from keras_resnet_lab.training.optimizers import CoupledWeightDecaySGD
+from keras_resnet_lab.training.schedules import WARMUP_MODES, StepDecay, WarmupCosineDecay
 
 __all__ = [
     "OPTIMIZERS",
