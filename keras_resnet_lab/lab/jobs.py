@@ -153,9 +153,12 @@ def training_error(model, x, y, batch_size=256):
 
 def measure_networks(out_dir, *, depth, dataset="digits", image_size=16, epochs=12,
                      recipe_name="sgd", seed=0, examples=360, draws=20, path_samples=64,
-                     resamples=200, data_dir=None):
+                     resamples=200, data_dir=None, result_file=None):
     """Train ResNet-``depth`` and its plain twin into ``out_dir`` and measure every finding
     on them (one condition and seed of the findings atlas).
+
+    With ``result_file`` the returned dict is also written there (atomically) as soon as it
+    is complete, so an interrupted atlas keeps every finished condition.
 
     Returns:
         ``{"train": {kind: history}, "train_error": {kind: error on the whole training set},
@@ -177,5 +180,10 @@ def measure_networks(out_dir, *, depth, dataset="digits", image_size=16, epochs=
     _, assessments = analyse_pair(models["residual"], models["plain"],
                                   (x_test[:examples], y_test[:examples]), seed=seed,
                                   draws=draws, path_samples=path_samples, resamples=resamples)
-    return {"train": train, "train_error": errors,
-            "assessments": [a.to_dict() for a in assessments]}
+    result = {"train": train, "train_error": errors,
+              "assessments": [a.to_dict() for a in assessments]}
+    if result_file is not None:
+        from keras_resnet_lab.atomic import atomic_write_json
+
+        atomic_write_json(result, result_file)
+    return result
