@@ -12,6 +12,7 @@ import importlib
 #: The modules with ``@keras.saving.register_keras_serializable`` classes.
 MODULES = (
     "keras_resnet_lab.layers.batch_norm",
+    "keras_resnet_lab.layers.conv",
     "keras_resnet_lab.layers.highway",
     "keras_resnet_lab.layers.looks_linear",
     "keras_resnet_lab.layers.residual",

@@ -25,7 +25,9 @@ from keras_resnet_lab._checks import (
 )
 from keras_resnet_lab._checks import seed as seed_check
 from keras_resnet_lab.layers.batch_norm import FusedBatchNormalization
+from keras_resnet_lab.layers.conv import Conv2D, symmetric_padding
 from keras_resnet_lab.layers.drop_path import drop_path
+from keras_resnet_lab.layers.fusion import conv_norm
 
 SHORTCUTS = ("A", "B", "C")
 FORMS = ("conv", "dense")
@@ -115,18 +117,14 @@ class BlockBase(keras.layers.Layer):
                                       dtype=self.dtype_policy,
                                       bias_initializer=bias_initializer,
                                       kernel_regularizer=self.kernel_regularizer)
-        # A strided 1x1 convolution is run as subsampling + a stride-1 convolution (the same
-        # function): TensorFlow's oneDNN kernel for the input gradient of a strided 1x1
-        # convolution corrupts memory on odd batch sizes (see DESIGN.md, known facts).
-        subsample = strides if kernel_size == 1 else 1
-        strides = 1 if subsample > 1 else strides
-        layer = keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, groups=groups, use_bias=bias, name=name,
-            dtype=self.dtype_policy, dilation_rate=dilation_rate,
-            padding="same" if strides == 1 else "valid", kernel_initializer=init,
-            bias_initializer=bias_initializer, kernel_regularizer=self.kernel_regularizer)
-        layer.subsample = subsample
-        return layer
+        common = dict(groups=groups, use_bias=bias, name=name, dtype=self.dtype_policy,
+                      dilation_rate=dilation_rate, kernel_initializer=init,
+                      bias_initializer=bias_initializer,
+                      kernel_regularizer=self.kernel_regularizer)
+        if kernel_size == 1:  # a strided 1x1 convolution subsamples (layers/conv.py)
+            return Conv2D(filters, 1, subsample=strides, padding="same", **common)
+        return Conv2D(filters, kernel_size, strides=strides,
+                      padding="same" if strides == 1 else "valid", **common)
 
     def sublayer_initializer(self, name):
         """The block's kernel initializer for its sublayer ``name``, drawing its own values.
@@ -155,86 +153,24 @@ class BlockBase(keras.layers.Layer):
                                        name=name, dtype=self.dtype_policy,
                                        gamma_initializer=gamma_initializer)
 
-    @classmethod
-    def _conv(cls, layer, x):
-        """Apply a conv with symmetric zero padding when strided (as in He et al. and torch)."""
-        return layer(cls._conv_input(layer, x))
-
     @staticmethod
-    def _conv_input(layer, x):
-        """``x`` subsampled (strided 1x1 convolutions) and padded (strided k x k) for ``layer``."""
-        step = getattr(layer, "subsample", 1)
-        if step > 1:
-            x = x[:, ::step, ::step, :]
-        if isinstance(layer, keras.layers.Conv2D) and layer.strides[0] > 1:
-            pad = (layer.kernel_size[0] - 1) // 2
-            if pad:
-                x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        return x
+    def _conv(layer, x):
+        """``layer(x)``, padded symmetrically when strided (as in He et al. and torch)."""
+        return layer(symmetric_padding(layer, x))
 
     def _norm(self, layer, x, training):
         return x if layer is None else layer(x, training=training)
 
-    #: Fold each convolution's batch normalization into it at inference (see
-    #: :meth:`_conv_norm`); False runs them as two layers (the same function, one rounding
-    #: apart). A class attribute: ``BlockBase.fold_batch_norm = False`` turns it off for every
-    #: block (benchmarks/models_bench.py measures both).
+    #: Fold each convolution's batch norm into it at inference (``layers/fusion.py``); False
+    #: runs them as two layers (the same function, one rounding apart). Class-wide
+    #: (``BlockBase.fold_batch_norm = False``) or per block.
     fold_batch_norm = True
 
     def _conv_norm(self, conv, norm, x, training):
-        """``norm(conv(x))``, the batch norm folded into the convolution at inference.
-
-        At inference a batch norm is the per-channel affine map ``y * s + (beta - mean * s)``
-        with ``s = gamma / sqrt(moving_variance + epsilon)``, so ``norm(conv(x))`` equals one
-        convolution with the kernel scaled by ``s`` plus a bias: the batch norm's passes over
-        the activations are gone. The kernel is rescaled from the current weights at every
-        call (nothing is stored; training and saving are unchanged), which costs a pass over
-        the kernel: a convolution is folded only where that pass is smaller than the
-        activations it saves, kernel elements per output channel (``kh * kw * in_channels /
-        groups``) below the output positions (``batch * height * width``, batch 1 when
-        unknown). That holds for the large early feature maps at any batch and for most
-        layers at batch 32. Used when the layers are built, ``training`` is false, the block
-        computes in float32 (mixed precision keeps the separate float32 batch norm) and
-        ``fold_batch_norm`` is on.
-        """
-        x = self._conv_input(conv, x)
-        if not (norm is not None and not training and self.fold_batch_norm and conv.built
-                and norm.built and self.compute_dtype == "float32"
-                and norm.axis in (-1, len(x.shape) - 1) and self._fold_pays(conv, x)):
-            return self._norm(norm, conv(x), training)
-        scale = ops.rsqrt(norm.moving_variance + norm.epsilon)
-        if norm.scale:
-            scale = norm.gamma * scale
-        shift = -norm.moving_mean * scale
-        if norm.center:
-            shift = shift + norm.beta
-        if conv.use_bias:
-            shift = shift + conv.bias * scale
-        kernel = conv.kernel * scale  # the output channels are the kernel's last axis
-        if isinstance(conv, keras.layers.Dense):
-            return ops.add(ops.matmul(x, kernel), shift)
-        return ops.add(conv.convolution_op(x, kernel), shift)
-
-    @staticmethod
-    def _fold_pays(conv, x):
-        """Whether rescaling ``conv``'s kernel moves fewer numbers than the batch norm it
-        replaces (see :meth:`_conv_norm`); ``x`` is the convolution's (padded) input."""
-        batch = x.shape[0] or 1
-        if isinstance(conv, keras.layers.Dense):
-            return int(x.shape[-1]) < batch
-        positions = batch
-        for axis in (0, 1):
-            size = x.shape[1 + axis]
-            if size is None:
-                return False
-            stride = conv.strides[axis]
-            if conv.padding == "valid":
-                reach = conv.dilation_rate[axis] * (conv.kernel_size[axis] - 1) + 1
-                positions *= (size - reach) // stride + 1
-            else:
-                positions *= -(-size // stride)
-        per_channel = conv.kernel_size[0] * conv.kernel_size[1] * int(x.shape[-1]) // conv.groups
-        return per_channel < positions
+        """``norm(conv(x))`` (``conv`` padded as in :meth:`_conv`), computed by
+        :func:`keras_resnet_lab.layers.fusion.conv_norm`."""
+        return conv_norm(conv, norm, symmetric_padding(conv, x), training,
+                         fold=self.fold_batch_norm)
 
     # -- shortcut --------------------------------------------------------------------------
     def _needs_projection(self, in_channels):
