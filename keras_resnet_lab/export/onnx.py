@@ -31,28 +31,19 @@ def _plain_grouped_conv():
     plain op carries the groups in its kernel shape and converts to an ONNX ``Conv`` with
     ``group``; the parity check then verifies the result.
     """
-    try:
-        from keras.src import backend as keras_backend
-        from keras.src.backend.tensorflow import nn as tf_nn
-    except ImportError:  # a Keras without this layout: convert as is
-        yield
-        return
-    original = tf_nn.conv
+    from keras_resnet_lab import _keras_compat
 
     def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
         import tensorflow as tf
 
-        data_format = keras_backend.standardize_data_format(data_format)
         return tf.nn.convolution(
             inputs, kernel, strides, padding.upper(),
-            data_format=tf_nn._convert_data_format(data_format, len(inputs.shape)),
+            data_format=_keras_compat.tensorflow_data_format(data_format, len(inputs.shape)),
             dilations=dilation_rate)
 
-    tf_nn.conv = conv
-    try:
+    # A Keras without the TensorFlow backend's module: convert as is.
+    with _keras_compat.replaced_tensorflow_conv(conv, missing_ok=True):
         yield
-    finally:
-        tf_nn.conv = original
 
 
 def convert(features, outputs, opset=DEFAULT_OPSET):

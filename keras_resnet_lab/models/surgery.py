@@ -16,6 +16,7 @@ import inspect
 import keras
 from keras import ops
 
+from keras_resnet_lab import _keras_compat
 from keras_resnet_lab._checks import MAX_COUNT, count, is_int, text, text_or
 from keras_resnet_lab.layers.base import BlockBase
 from keras_resnet_lab.models.chain import blocks, find_block
@@ -42,7 +43,8 @@ class ChainStep:
 
     def __call__(self, x, training=False):
         """Apply the step to ``x`` with the arguments it had in the model."""
-        args, kwargs = self.node.arguments.fill_in({id(self.node.input_tensors[0]): x})
+        args, kwargs = _keras_compat.node_arguments(
+            self.node, {id(_keras_compat.node_inputs(self.node)[0]): x})
         if _accepts_training(self.operation) and "training" not in kwargs:
             kwargs["training"] = training
         return self.operation(*args, **kwargs)
@@ -102,28 +104,28 @@ def chain_steps(model):
     tensor = model.outputs[0]
     source = model.inputs[0]
     while tensor is not source:
-        history = getattr(tensor, "_keras_history", None)
-        if history is None or history.operation is None:
+        made = _keras_compat.producer(tensor)
+        if made is None:
             raise ValueError(f"model '{model.name}' is not a sequential chain: a tensor "
                              "has no producing operation.")
-        operation = history.operation
-        node = operation._inbound_nodes[history.node_index]
-        if node.is_input:
+        operation, node = made
+        if _keras_compat.is_input_node(node):
             raise ValueError(f"model '{model.name}' is not a sequential chain: the walk from "
                              f"the output reached input '{operation.name}', which is not the "
                              "model's input.")
-        inputs = node.input_tensors
-        if len(inputs) != 1 or len(node.output_tensors) != 1:
+        inputs = _keras_compat.node_inputs(node)
+        outputs = _keras_compat.node_outputs(node)
+        if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError(
                 f"model '{model.name}' is not a sequential chain: operation "
                 f"'{operation.name}' takes {len(inputs)} tensors and makes "
-                f"{len(node.output_tensors)}; surgery needs every operation to map the "
+                f"{len(outputs)}; surgery needs every operation to map the "
                 "previous output to one tensor.")
         block = None
         if isinstance(operation, BlockBase) and operation.name in infos:
             block = infos[operation.name]
         reversed_steps.append((operation, node, block, tuple(inputs[0].shape),
-                               tuple(node.output_tensors[0].shape)))
+                               tuple(outputs[0].shape)))
         tensor = inputs[0]
     return [ChainStep(i, *fields) for i, fields in enumerate(reversed(reversed_steps))]
 

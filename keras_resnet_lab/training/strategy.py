@@ -212,13 +212,15 @@ def patch_for_multi_worker(model, sample_batch, strategy=None):
     """
     import keras
 
+    from keras_resnet_lab import _keras_compat
+
     strategy = strategy or getattr(model, "distribute_strategy", None)
     if not is_multi_worker(strategy) or getattr(model, "_multi_worker_patched", False):
         return model
 
     def symbolic_build(iterator=None, data_batch=None):
         with strategy.scope():
-            model._symbolic_build(data_batch=sample_batch)
+            _keras_compat.symbolic_build(model, sample_batch)
 
     def as_vectors(step):
         def wrapped(data):
@@ -228,7 +230,7 @@ def patch_for_multi_worker(model, sample_batch, strategy=None):
 
         return wrapped
 
-    model._maybe_symbolic_build = symbolic_build
+    _keras_compat.replace_symbolic_build(model, symbolic_build)
     model.train_step = as_vectors(model.train_step)
     model.test_step = as_vectors(model.test_step)
     model._multi_worker_patched = True
