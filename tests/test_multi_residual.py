@@ -184,19 +184,19 @@ def test_compare_multi_residual_rejects_bad_arguments():
                          (dict(learning_rate=0.0), "learning_rate"),
                          (dict(jit_compile="yes"), "jit_compile")]:
         with pytest.raises(ValueError, match=name):
-            compare_multi_residual(4, (x, y), (x, y), **kwargs)
+            compare_multi_residual((x, y), (x, y), total_branches=4, **kwargs)
     with pytest.raises(ValueError, match="train"):
-        compare_multi_residual(4, (x, y[:3]), (x, y))
-    with pytest.raises(ValueError, match="steps_per_epoch"):
-        compare_multi_residual(4, x, (x, y))    # neither (x, y) nor a dataset of known length
+        compare_multi_residual((x, y[:3]), (x, y), total_branches=4)
+    with pytest.raises(ValueError, match="steps_per_epoch"):  # neither (x, y) nor a dataset
+        compare_multi_residual(x, (x, y), total_branches=4)
     with pytest.raises(ValueError, match="test"):
-        compare_multi_residual(4, (x, y), x)
+        compare_multi_residual((x, y), x, total_branches=4)
     with pytest.raises(ValueError, match="widths"):
-        compare_multi_residual(4, (x, y), (x, y), widths=(4, 8, 8))
+        compare_multi_residual((x, y), (x, y), total_branches=4, widths=(4, 8, 8))
 
 
 def test_compare_multi_residual_seeds_are_independent_runs():
-    """Later seeds retrain the traced model from fresh weights and a reset optimizer: the
+    """Later seeds train a network built anew from their own seed with a new optimizer: the
     numbers of seed 1 are those of a run with seed 1 alone (no momentum, schedule step or
     weights carried over from seed 0)."""
     rng = np.random.default_rng(0)
@@ -204,8 +204,10 @@ def test_compare_multi_residual_seeds_are_independent_runs():
     y = rng.integers(0, 3, size=96)
     kwargs = dict(epochs=1, batch_size=32, widths=(4,), num_classes=3, jit_compile=False,
                   progress_bar=False)
-    both = compare_multi_residual(1, (x, y), (x[:32], y[:32]), (1,), seeds=(0, 1), **kwargs)
-    alone = compare_multi_residual(1, (x, y), (x[:32], y[:32]), (1,), seeds=(1,), **kwargs)
+    both = compare_multi_residual((x, y), (x[:32], y[:32]), total_branches=1, branches=(1,),
+                                  seeds=(0, 1), **kwargs)
+    alone = compare_multi_residual((x, y), (x[:32], y[:32]), total_branches=1, branches=(1,),
+                                  seeds=(1,), **kwargs)
     assert both.seeds == [0, 1] and both.configs[0]["params"] == alone.configs[0]["params"]
     assert both.test_loss[0][1] == pytest.approx(alone.test_loss[0][0], rel=1e-5)
     assert both.test_loss[0][0] != pytest.approx(both.test_loss[0][1], rel=1e-3)
@@ -214,7 +216,8 @@ def test_compare_multi_residual_seeds_are_independent_runs():
     # One seed per call (as run_comparison runs it): judged over the seeds of separate calls.
     from keras_resnet_lab.analysis.comparisons import SeededComparison
 
-    first = compare_multi_residual(1, (x, y), (x[:32], y[:32]), (1,), seeds=(0,), **kwargs)
+    first = compare_multi_residual((x, y), (x[:32], y[:32]), total_branches=1, branches=(1,),
+                                  seeds=(0,), **kwargs)
     seeded = SeededComparison.from_runs("multires", [0, 1], [first, alone])
     assert seeded.values("abdi_multires", "accuracy_gap") == [0.0, 0.0]  # one net: k=1 vs 1
     assert first.test_loss[0][0] == pytest.approx(both.test_loss[0][0], rel=1e-5)

@@ -93,14 +93,19 @@ def learning_rates(values):
     return rates
 
 
-def train_arm(model, train, epochs, optimizer, batch_size=64, *, recorder=None, verbose=0):
-    """Compile ``model`` (cross-entropy on logits, accuracy) and fit it on ``train``.
+def train_arm(model, train, epochs, optimizer, batch_size=64, *, recorder=None,
+              validation_data=None, steps_per_epoch=None, jit_compile=False, seed=None,
+              verbose=0):
+    """Compile ``model`` (cross-entropy on its logits, or on its probabilities when it ends in
+    a softmax; accuracy) and fit it on ``train``: the compile and ``model.fit`` steps of
+    :func:`keras_resnet_lab.training.fit` (``compile_classifier``, ``run_epochs``), without its
+    output folder, backup and recipe.
 
-    No XLA: compiling a deep graph costs more than a short CPU run. The optimizer's variables
-    are made eagerly (made inside the traced step they would cost a second trace).
+    No XLA by default: compiling a deep graph costs more than a short CPU run. The optimizer's
+    variables are made eagerly (made inside the traced step they would cost a second trace).
 
     Args:
-        model: a Keras classifier with logit outputs.
+        model: a Keras classifier.
         train: ``(x, y)`` arrays, or a batched ``tf.data.Dataset`` of ``(x, y)`` (then
             ``batch_size`` is unused).
         epochs: training epochs.
@@ -108,23 +113,31 @@ def train_arm(model, train, epochs, optimizer, batch_size=64, *, recorder=None, 
         batch_size: examples per step (data shuffled every epoch with Keras's seeded RNG).
         recorder: a :class:`~keras_resnet_lab.analysis.norms.LossRecorder` (per-step losses,
             stops on a non-finite loss), or None.
+        validation_data: ``(x, y)`` arrays evaluated after every epoch (``val_`` keys).
+        steps_per_epoch: steps of an epoch of a dataset (None: one pass over it).
+        jit_compile: passed to ``model.compile``.
+        seed: reseed Keras (``keras.utils.set_random_seed``) just before training, so that
+            the data order depends on the seed alone; None leaves the generators as they are.
         verbose: Keras ``fit`` verbosity.
 
     Returns:
-        The history dict (``loss``, ``accuracy`` per finished epoch).
+        The history dict (``loss``, ``accuracy``, and the ``val_`` ones, per finished epoch).
     """
     import keras
 
-    model.compile(optimizer=optimizer, jit_compile=False, metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    from keras_resnet_lab.training.loop import run_epochs
+    from keras_resnet_lab.training.recipes import compile_classifier
+
+    compile_classifier(model, optimizer, jit_compile=jit_compile)
     model.optimizer.build(model.trainable_variables)
-    fit = dict(epochs=positive_int("epochs", epochs), verbose=verbose,
-               callbacks=[recorder] if recorder is not None else [])
-    if isinstance(train, (tuple, list)):
-        history = model.fit(train[0], train[1], batch_size=positive_int("batch_size", batch_size),
-                            shuffle=True, **fit)
-    else:
-        history = model.fit(train, shuffle=False, **fit)  # a dataset shuffles itself
+    epochs = positive_int("epochs", epochs)
+    arrays = isinstance(train, (tuple, list))
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    history = run_epochs(model, train, epochs,
+                         batch_size=positive_int("batch_size", batch_size) if arrays else None,
+                         steps_per_epoch=steps_per_epoch, validation_data=validation_data,
+                         callbacks=[recorder] if recorder is not None else [], verbose=verbose)
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 

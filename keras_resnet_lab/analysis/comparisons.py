@@ -100,8 +100,6 @@ def run_seed(name, seed, settings=None, progress_bar=False):
     if data is None:
         return compare(**kwargs)
     train, test = data
-    if name == "multires":
-        return compare(train=train, test=test, **kwargs)
     return compare(train, test, **kwargs)
 
 

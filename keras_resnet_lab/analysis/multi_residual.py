@@ -29,7 +29,8 @@ import math
 import numpy as np
 
 from keras_resnet_lab._checks import number_in, one_of, positive_int
-from keras_resnet_lab.analysis._common import check_data, outputs_are_probabilities, progress
+from keras_resnet_lab.analysis._common import check_data, progress
+from keras_resnet_lab.analysis._training import check_training_data, train_arm
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.cifar import cifar_network
@@ -342,7 +343,7 @@ def _optimizer(name, learning_rate, total_steps, weight_decay):
     return keras.optimizers.Adam(schedule)
 
 
-def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seeds=(0,),
+def compare_multi_residual(train, test, *, total_branches=4, branches=(1, 4), seeds=(0,),
                            epochs=10, batch_size=64, learning_rate=0.05, optimizer="sgd",
                            weight_decay=5e-4, steps_per_epoch=None, widths=(16, 16, 16),
                            num_classes=10, shortcut="A", require_equal=True,
@@ -352,15 +353,16 @@ def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seed
     test accuracy (Abdi & Nahavandi, arXiv 1609.05672: fewer blocks with more branches are at
     least as accurate).
 
-    Every network is built by :func:`equal_parameter_networks` and trained with the same
-    recipe (cosine-decayed ``learning_rate``, same epochs and batches); with each seed the
-    initialization and data order are seeded by ``keras.utils.set_random_seed(seed)``.
+    Every network is built by :func:`equal_parameter_networks` and trained alike by
+    :func:`~keras_resnet_lab.analysis._training.train_arm` (cosine-decayed ``learning_rate``,
+    same epochs and batches); with each seed the initialization and data order are seeded by
+    ``keras.utils.set_random_seed(seed)``.
 
     Args:
-        total_branches: residual branches per stage, blocks x k.
         train: ``(x, y)`` arrays, or a batched ``tf.data.Dataset`` (then give
-            ``steps_per_epoch``).
+            ``steps_per_epoch`` unless its length is known).
         test: ``(x, y)`` images and integer labels (evaluated after every epoch).
+        total_branches: residual branches per stage, blocks x k.
         branches: the branch counts ``k`` to compare.
         seeds: one training run of every network per seed (one seed per call when the
             seeds are judged as independent runs:
@@ -382,8 +384,8 @@ def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seed
         :class:`MultiResidualComparison`.
 
     Example:
-        >>> result = compare_multi_residual(4, (x_train, y_train), (x_test, y_test),
-        ...                                 branches=(1, 4), seeds=(0,), epochs=5)
+        >>> result = compare_multi_residual((x_train, y_train), (x_test, y_test),
+        ...                                 total_branches=4, branches=(1, 4), epochs=5)
         >>> result.statistics()["abdi_multires"]["accuracy_gap"]  # points, k = 4 minus k = 1
     """
     import keras
@@ -405,25 +407,10 @@ def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seed
     optimizer = one_of("optimizer", optimizer, OPTIMIZERS)
     jit_compile = one_of("jit_compile", jit_compile, ("auto", True, False))
     arrays = isinstance(train, (tuple, list))
-    if arrays:
-        if len(train) != 2 or len(train[0]) != len(train[1]) or len(train[0]) == 0:
-            raise ValueError("`train` must be a pair (x, y) of equally long, non-empty arrays "
-                             "or a batched tf.data.Dataset.")
-        x_train = np.asarray(train[0], dtype=np.float32)
-        y_train = np.asarray(train[1])
-        steps = math.ceil(len(x_train) / batch_size)
-    else:
-        if steps_per_epoch is None:
-            cardinality = int(train.cardinality().numpy()) if hasattr(train, "cardinality") \
-                else -2
-            if cardinality < 1:
-                raise ValueError("`steps_per_epoch` is needed: the length of `train` (a "
-                                 "dataset, not (x, y) arrays) is unknown or infinite.")
-            steps_per_epoch = cardinality
-        steps = positive_int("steps_per_epoch", steps_per_epoch)
-    if not isinstance(test, (tuple, list)) or len(test) != 2:
-        raise ValueError("`test` must be a pair (x, y) of arrays (images, integer labels).")
-    input_shape = tuple(np.asarray(test[0]).shape[1:])
+    # Arrays: one epoch is a pass over them (a given steps_per_epoch is for datasets).
+    train, test, steps, _ = check_training_data(
+        train, test, batch_size, None if arrays else steps_per_epoch, need_steps=True)
+    input_shape = test[0].shape[1:]
 
     def build(k, seed):
         keras.utils.set_random_seed(int(seed))
@@ -437,36 +424,20 @@ def compare_multi_residual(total_branches, train, test, branches=(1, 4), *, seed
     configs = [config for _, config in first]
     if require_equal:
         _check_equal(configs, widths, shortcut)
-    x_test, y_test = check_data(first[0][0], test)
+    test = check_data(first[0][0], test)
     results = {}
     runs = [(i, s) for i in range(len(pairs)) for s in seeds]
     for i, seed in progress(runs, desc=f"multi-residual x{len(runs)}", enabled=progress_bar):
-        if seed == seeds[0]:
-            model = first[i][0]
-            model.compile(optimizer=_optimizer(optimizer, learning_rate, epochs * steps,
-                                               weight_decay),
-                          loss=keras.losses.SparseCategoricalCrossentropy(
-                              from_logits=not outputs_are_probabilities(model)),
-                          metrics=["accuracy"], jit_compile=jit_compile)
-            model.optimizer.build(model.trainable_variables)
-            optimizer_state = [v.numpy() for v in model.optimizer.variables]
-        else:
-            # A later seed trains the already compiled (traced) model from the new seed's
-            # initial weights and a reset optimizer: the same run as with a new model, without
-            # tracing the training step again (most of a small run's time on CPU).
-            model.set_weights(build(pairs[i][1], seed)[0].get_weights())
-            for variable, value in zip(model.optimizer.variables, optimizer_state):
-                variable.assign(value)
-        keras.utils.set_random_seed(int(seed))  # the data order depends on the seed alone
-        fit = dict(epochs=epochs, verbose=verbose, validation_data=(x_test, y_test))
-        if arrays:
-            history = model.fit(x_train, y_train, batch_size=batch_size, shuffle=True, **fit)
-        else:
-            history = model.fit(train, steps_per_epoch=steps, **fit)
+        # A later seed trains a network built anew from its own seed: an independent run.
+        model = first[i][0] if seed == seeds[0] else build(pairs[i][1], seed)[0]
+        history = train_arm(
+            model, train, epochs, _optimizer(optimizer, learning_rate, epochs * steps,
+                                             weight_decay),
+            batch_size, validation_data=test, steps_per_epoch=None if arrays else steps,
+            jit_compile=jit_compile, seed=seed, verbose=verbose)
         # The last validation is the final test evaluation (same weights, same data).
-        results[(seed, i)] = (float(history.history["val_accuracy"][-1]),
-                              float(history.history["val_loss"][-1]),
-                              [float(a) for a in history.history["val_accuracy"]])
+        results[(seed, i)] = (history["val_accuracy"][-1], history["val_loss"][-1],
+                              history["val_accuracy"])
     accuracy = [[results[(s, i)][0] for s in seeds] for i in range(len(pairs))]
     return MultiResidualComparison(
         total_branches=total, configs=[c.to_dict() for c in configs],

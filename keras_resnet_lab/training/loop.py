@@ -28,6 +28,7 @@ import math
 import numbers
 import os
 import sys
+import typing
 
 import keras
 import numpy as np
@@ -54,7 +55,7 @@ from keras_resnet_lab.training.strategy import (
     worker_id,
 )
 
-__all__ = ["TrainResult", "as_dataset", "fit"]
+__all__ = ["RunFiles", "TrainResult", "as_dataset", "fit", "run_epochs", "run_files"]
 
 
 @dataclasses.dataclass
@@ -209,15 +210,6 @@ def _check_resumable(backup_dir, history_path, epochs):
                          "over (or train with --force / fit(resume=False))")
 
 
-def _progress_verbosity(verbose):
-    """Keras's verbosity for ``model.fit``: its progress bar (1, "auto") redraws itself with
-    terminal control codes, so where standard output is not a terminal (a log file, a pipe)
-    one line per epoch (2) is written instead."""
-    if verbose in (1, "auto") and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
-        return 2
-    return verbose
-
-
 def _check_labels(name, data, model, loss):
     """Integer class labels in ``[0, classes)`` for array data and the default loss."""
     if loss is not None or data is None or isinstance(data, tf.data.Dataset):
@@ -312,6 +304,72 @@ def fit(
         >>> sorted(result.paths)  # doctest: +SKIP
         ['curves', 'history', 'model']
     """
+    # 1. Check every argument that needs neither the data nor the disk.
+    epochs, resume, keep_backup, callbacks, policy, strategy = _check_arguments(
+        model_fn, epochs, recipe, resume, verbose, callbacks, precision, strategy, keep_backup)
+    # 2. Paths: the folder this process writes (the chief's is out_dir), locked meanwhile.
+    out_dir = check_path(out_dir, "out_dir")
+    write_dir = out_dir
+    if not is_chief(strategy):
+        write_dir = os.path.join(out_dir, ".workers", worker_id(strategy))
+    with owned_folder(write_dir, "train", reuse=True, what="out_dir"):
+        files = run_files(write_dir)
+        if resume and os.path.isdir(files.backup):
+            _check_resumable(files.backup, files.history, epochs)
+        # 3. Build: the datasets, then the model compiled for steps x epochs.
+        train_ds = as_dataset(train_data, batch_size, shuffle=True,
+                              repeat=steps_per_epoch is not None, seed=seed, name="train_data")
+        val_ds = None
+        if validation_data is not None:
+            val_ds = as_dataset(validation_data, batch_size, name="validation_data")
+        steps = _steps_per_epoch(train_data, train_ds, batch_size, steps_per_epoch)
+        model = _build(model_fn, strategy, policy, train_ds, recipe, steps, epochs,
+                       labelled=(("train_data", train_data), ("validation_data", validation_data)),
+                       loss=loss, metrics=metrics, jit_compile=jit_compile)
+        # 4. Train, from the backup when there is one to resume.
+        history_cb, terminate_cb, keras_history = _train(
+            model, train_ds, val_ds, epochs, steps_per_epoch, files, resume, verbose, callbacks)
+        # 5. Write the model and the curves; the backup goes last.
+        _write(model, files, recipe, history_cb.records, terminate_cb.message, keep_backup,
+               verbose)
+    return TrainResult(
+        model=model,
+        history=history_cb.columns,
+        out_dir=write_dir,
+        model_path=files.model,
+        backup_path=files.backup,
+        history_path=files.history,
+        curves_path=files.curves,
+        initial_epoch=keras_history.epoch[0] if keras_history.epoch else int(epochs),
+        epochs_run=len(keras_history.epoch),
+        terminated=terminate_cb.message,
+        recipe=recipe.to_dict(),
+        precision=policy,
+        num_replicas=int(strategy.num_replicas_in_sync),
+    )
+
+
+class RunFiles(typing.NamedTuple):
+    """What :func:`fit` writes into ``folder``: ``model.keras``, ``history.json``,
+    ``curves.png`` and the ``backup`` folder."""
+
+    folder: str
+    model: str
+    history: str
+    curves: str
+    backup: str
+
+
+def run_files(folder):
+    """The :class:`RunFiles` of a run in ``folder``."""
+    return RunFiles(folder, *(os.path.join(folder, name) for name in
+                              ("model.keras", "history.json", "curves.png", "backup")))
+
+
+def _check_arguments(model_fn, epochs, recipe, resume, verbose, callbacks, precision, strategy,
+                     keep_backup):
+    """Step 1 of :func:`fit`: ``(epochs, resume, keep_backup, callbacks, policy, strategy)``
+    checked and normalized (a strategy name becomes the strategy)."""
     if isinstance(model_fn, keras.Model):
         raise ValueError(
             f"model_fn must be a zero-argument callable building a keras.Model, got the model "
@@ -344,109 +402,91 @@ def fit(
             "strategy must be a tf.distribute.Strategy, a name "
             f"('default', 'mirrored', 'multiworker') or None, got strategy={strategy!r}"
         )
-
-    out_dir = check_path(out_dir, "out_dir")
-    write_dir = out_dir
-    if not is_chief(strategy):
-        write_dir = os.path.join(out_dir, ".workers", worker_id(strategy))
-    with owned_folder(write_dir, "train", reuse=True, what="out_dir"):
-        return _train(model_fn, train_data, epochs, recipe, write_dir, validation_data,
-                      steps_per_epoch, strategy, resume, verbose, callbacks, batch_size, loss,
-                      metrics, jit_compile, seed, policy, keep_backup)
+    return epochs, resume, keep_backup, callbacks, policy, strategy
 
 
-def _train(model_fn, train_data, epochs, recipe, write_dir, validation_data, steps_per_epoch,
-           strategy, resume, verbose, callbacks, batch_size, loss, metrics, jit_compile, seed,
-           policy, keep_backup):
-    """The body of :func:`fit`, inside the locked output folder ``write_dir``."""
-    model_path = os.path.join(write_dir, "model.keras")
-    history_path = os.path.join(write_dir, "history.json")
-    curves_path = os.path.join(write_dir, "curves.png")
-    backup_dir = os.path.join(write_dir, "backup")
-    if resume and os.path.isdir(backup_dir):
-        _check_resumable(backup_dir, history_path, epochs)
-
-    train_ds = as_dataset(
-        train_data,
-        batch_size,
-        shuffle=True,
-        repeat=steps_per_epoch is not None,
-        seed=seed,
-        name="train_data",
-    )
-    val_ds = None
-    if validation_data is not None:
-        val_ds = as_dataset(validation_data, batch_size, name="validation_data")
-    steps = _steps_per_epoch(train_data, train_ds, batch_size, steps_per_epoch)
-
+def _build(model_fn, strategy, policy, train_ds, recipe, steps, epochs, *, labelled, loss,
+           metrics, jit_compile):
+    """Step 3 of :func:`fit`: ``model_fn()`` built under ``policy`` and compiled with
+    ``recipe`` inside ``strategy.scope()`` (its labels checked against it first), patched for
+    multi-worker training where that applies."""
     with strategy.scope():
         model = mixed_precision_model(model_fn, policy)
         if not isinstance(model, keras.Model):
             raise ValueError(f"model_fn must return a keras.Model, got {type(model).__name__}")
-        for name, data in (("train_data", train_data), ("validation_data", validation_data)):
+        for name, data in labelled:
             _check_labels(name, data, model, loss)
         _ensure_built(model, train_ds)
-        compile_model(
-            model,
-            recipe,
-            steps,
-            int(epochs),
-            loss=loss,
-            metrics=metrics,
-            jit_compile=jit_compile,
-        )
+        compile_model(model, recipe, steps, epochs, loss=loss, metrics=metrics,
+                      jit_compile=jit_compile)
     if is_multi_worker(strategy):
         x, y = next(iter(train_ds.take(1)))[:2]
         patch_for_multi_worker(model, (x, y), strategy)
+    return model
 
+
+def _train(model, train_ds, val_ds, epochs, steps_per_epoch, files, resume, verbose, callbacks):
+    """Step 4 of :func:`fit`: train with ``JsonHistory``, the backup and
+    ``TerminateOnNonFinite`` before ``callbacks``; ``(history callback, terminate callback,
+    Keras history)``."""
     if not resume:
-        remove_folder_atomically(backup_dir)
-    history_cb = JsonHistory(history_path, resume=resume)
+        remove_folder_atomically(files.backup)
+    history_cb = JsonHistory(files.history, resume=resume)
     terminate_cb = TerminateOnNonFinite()
     all_callbacks = [
         history_cb,
         # The backup outlives training: it is removed only once model.keras (and whatever the
         # caller writes after, with keep_backup) is in place, so a kill at any instant leaves
         # the backup or the finished model.
-        AtomicBackupAndRestore(backup_dir, delete_checkpoint=False),
+        AtomicBackupAndRestore(files.backup, delete_checkpoint=False),
         terminate_cb,
         *callbacks,
     ]
-    keras_history = model.fit(
-        train_ds,
-        epochs=int(epochs),
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds,
-        callbacks=all_callbacks,
-        verbose=_progress_verbosity(verbose),
-        shuffle=False,  # arrays are shuffled by as_dataset; datasets are the caller's
-    )
-    epochs_run = len(keras_history.epoch)
-    initial_epoch = keras_history.epoch[0] if keras_history.epoch else int(epochs)
+    # Arrays were shuffled by as_dataset; datasets keep the caller's order.
+    keras_history = run_epochs(model, train_ds, epochs, steps_per_epoch=steps_per_epoch,
+                               validation_data=val_ds, callbacks=all_callbacks, verbose=verbose)
+    return history_cb, terminate_cb, keras_history
 
-    if terminate_cb.message is None:
-        save_model_atomic(model, model_path)
+
+def _write(model, files, recipe, records, terminated, keep_backup, verbose):
+    """Step 5 of :func:`fit`: ``model.keras`` (unless the loss diverged) and ``curves.png``,
+    then the backup is removed (unless kept or diverged)."""
+    if terminated is None:
+        save_model_atomic(model, files.model)
     elif verbose:
-        print(f"fit: {terminate_cb.message}; model.keras not written; {_kept(backup_dir)}")
-    plot_history(history_cb.records, curves_path, title=f"{model.name} ({recipe.name})")
-    if terminate_cb.message is None and not keep_backup:
-        remove_folder_atomically(backup_dir)
+        print(f"fit: {terminated}; model.keras not written; {_kept(files.backup)}")
+    plot_history(records, files.curves, title=f"{model.name} ({recipe.name})")
+    if terminated is None and not keep_backup:
+        remove_folder_atomically(files.backup)
     if verbose:
-        written = "history.json, curves.png" if terminate_cb.message else \
+        written = "history.json, curves.png" if terminated else \
             "model.keras, history.json, curves.png"
-        print(f"fit: results in {write_dir} ({written})")
-    return TrainResult(
-        model=model,
-        history=history_cb.columns,
-        out_dir=write_dir,
-        model_path=model_path,
-        backup_path=backup_dir,
-        history_path=history_path,
-        curves_path=curves_path,
-        initial_epoch=initial_epoch,
-        epochs_run=epochs_run,
-        terminated=terminate_cb.message,
-        recipe=recipe.to_dict(),
-        precision=policy,
-        num_replicas=int(strategy.num_replicas_in_sync),
-    )
+        print(f"fit: results in {files.folder} ({written})")
+
+
+def run_epochs(model, data, epochs, *, batch_size=None, steps_per_epoch=None,
+               validation_data=None, callbacks=(), verbose=0):
+    """``model.fit`` for ``epochs`` on ``data``, the one call of it that :func:`fit` and the
+    comparisons' ``train_arm`` share: a batched ``tf.data.Dataset`` is read in its own order;
+    ``(x, y)`` arrays are batched by ``batch_size`` and shuffled by Keras every epoch (with its
+    seeded random generator). Keras's progress bar becomes one line per epoch where standard
+    output is not a terminal.
+
+    Returns:
+        Keras's ``History``.
+    """
+    options = dict(epochs=epochs, steps_per_epoch=steps_per_epoch,
+                   validation_data=validation_data, callbacks=list(callbacks),
+                   verbose=_progress_verbosity(verbose))
+    if isinstance(data, (tuple, list)):
+        return model.fit(data[0], data[1], batch_size=batch_size, shuffle=True, **options)
+    return model.fit(data, shuffle=False, **options)
+
+
+def _progress_verbosity(verbose):
+    """Keras's verbosity for ``model.fit``: its progress bar (1, "auto") redraws itself with
+    terminal control codes, so where standard output is not a terminal (a log file, a pipe)
+    one line per epoch (2) is written instead."""
+    if verbose in (1, "auto") and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
+        return 2
+    return verbose

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from keras_resnet_lab.atomic import atomic_path
+from keras_resnet_lab.atomic import save_figure
 from keras_resnet_lab.training.callbacks import history_columns
 
 __all__ = ["ACCURACY_KEYS", "plot_history"]
@@ -114,6 +114,5 @@ def plot_history(history, path, title=None):
             ax.set_xlim(np.nanmin(epochs) - 0.5, np.nanmax(epochs) + 0.5)
     fig.suptitle(title or "Training history")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path, dpi=None)  # None: the figure's own 100 dpi
     return path

@@ -32,6 +32,7 @@ __all__ = [
     "SCHEDULES",
     "WEIGHT_DECAY_MODES",
     "Recipe",
+    "compile_classifier",
     "compile_model",
     "general_recipe",
     "he_cifar_recipe",
@@ -444,17 +445,33 @@ def compile_model(
         raise ValueError(
             f"jit_compile must be 'auto', True or False, got jit_compile={jit_compile!r}"
         )
-    optimizer = recipe.optimizer(steps_per_epoch, epochs)
-    if loss is None:
-        loss = classification_loss(
-            from_logits=not output_applies_softmax(model),
-            label_smoothing=recipe.label_smoothing,
-        )
-    elif recipe.label_smoothing > 0:
+    if loss is not None and recipe.label_smoothing > 0:
         raise ValueError(
             "loss was given and recipe.label_smoothing="
             f"{recipe.label_smoothing} > 0; label_smoothing only configures the default loss: "
             "pass loss=None, or a recipe with label_smoothing=0"
+        )
+    return compile_classifier(model, recipe.optimizer(steps_per_epoch, epochs), loss=loss,
+                              metrics=metrics, jit_compile=jit_compile,
+                              label_smoothing=recipe.label_smoothing)
+
+
+def compile_classifier(model, optimizer, loss=None, metrics=("accuracy",), jit_compile="auto",
+                       label_smoothing=0.0):
+    """Compile ``model`` for integer-label classification with ``optimizer``: what
+    :func:`compile_model` does with a recipe's optimizer, and the comparisons' ``train_arm``
+    with theirs.
+
+    The default loss is sparse categorical cross-entropy (smoothed by ``label_smoothing``),
+    ``from_logits`` set from the model (:func:`output_applies_softmax`).
+
+    Returns:
+        ``model``, compiled.
+    """
+    if loss is None:
+        loss = classification_loss(
+            from_logits=not output_applies_softmax(model),
+            label_smoothing=label_smoothing,
         )
     if isinstance(metrics, str):
         metrics = (metrics,)
