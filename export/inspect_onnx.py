@@ -7,6 +7,11 @@ for the stem and every block, the mean, the standard deviation, the mean L2 norm
 norm ratio ``||h_i|| / ||h_(i-1)||`` between consecutive outputs and, where the shapes agree, the
 relative change ``||h_i - h_(i-1)|| / ||h_(i-1)||`` (how much a block refines its input).
 
+An image is converted to grey or RGB as the manifest's preprocessing says (``color``),
+resized to the input size and turned into the input as ``x = (pixels * scale - mean) / std``
+from its 0-255 pixels; ``train`` and the lab record that for the dataset they trained on (the
+digits: grey, white strokes on black, standardized).
+
 Needs: numpy, onnxruntime; Pillow only to read an image file. No TensorFlow, no Keras, no
 keras_resnet_lab: this is what a deployment consumer has.
 
@@ -77,6 +82,8 @@ def load_image(path, input_spec):
                          f"{shape}; pass --npy instead")
     height, width, channels = shape[1:]
     prep = input_spec.get("preprocessing") or {}
+    # A grey model (the digits: white strokes on black) gets the image's luminance, repeated
+    # to its channels; an RGB model gets RGB.
     gray = prep.get("color") == "grayscale" or channels == 1
     with Image.open(path) as image:
         image = image.convert("L" if gray else "RGB")
@@ -92,6 +99,8 @@ def load_image(path, input_spec):
         notes.append("the manifest records no preprocessing: pixels scaled to [0, 1]")
         pixels = pixels / 255.0
     else:
+        notes.append("preprocessed as the manifest records: "
+                     + (prep.get("description") or "x = (pixels * scale - mean) / std"))
         if prep.get("scale") is not None:
             pixels = pixels * prep["scale"]
         if prep.get("mean") is not None:

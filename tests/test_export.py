@@ -31,7 +31,7 @@ from keras_resnet_lab.export import (  # noqa: E402
     load_manifest,
 )
 from keras_resnet_lab.layers import HighwayBlock, ResidualBlock  # noqa: E402
-from keras_resnet_lab.models import conv_stem, head  # noqa: E402
+from keras_resnet_lab.models import conv_stem, from_keras_applications, head  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONSUMER = os.path.join(ROOT, "export", "inspect_onnx.py")
@@ -119,6 +119,94 @@ def test_onnx_outputs_named_after_blocks_with_dynamic_batch(exported):
         for name in NAMES:
             np.testing.assert_allclose(got[name], want[name], atol=1e-4, rtol=0)
         assert np.abs(got["stage2_block2"] - got["stage2_block1"]).max() > 1e-2
+
+
+def test_onnx_input_and_every_output_share_the_batch_axis_name(exported):
+    _, _, out = exported
+    proto = onnx.load(str(out / "onnx" / "model.onnx"))
+    values = list(proto.graph.input) + list(proto.graph.output)
+    assert len(values) == 1 + len(NAMES)
+    for value in values:
+        dim = value.type.tensor_type.shape.dim[0]
+        assert dim.dim_param == "batch" and not dim.HasField("dim_value"), value.name
+    assert load_manifest(out / "onnx").artifact["batch_axis"] == "batch"
+    inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    assert all(v.type.tensor_type.shape.dim[0].dim_param == "batch"
+               for v in inferred.graph.output)
+
+
+def _op_count(file, op):
+    return sum(node.op_type == op for node in onnx.load(str(file)).graph.node)
+
+
+def _round_trips(file):
+    """Transpose nodes that undo the Transpose feeding them (NCHW -> NHWC -> NCHW)."""
+    nodes = onnx.load(str(file)).graph.node
+    made_by = {out: node for node in nodes for out in node.output}
+    return sum(node.op_type == "Transpose" and node.input[0] in made_by
+               and made_by[node.input[0]].op_type == "Transpose" for node in nodes)
+
+
+def test_optimize_removes_transpose_round_trips_with_outputs_unchanged(exported, tmp_path):
+    model, _, out = exported
+    manifest = export_onnx(model, tmp_path / "onnx", optimize=True)
+    plain, simplified = out / "onnx" / "model.onnx", tmp_path / "onnx" / "model.onnx"
+    optimization = manifest.artifact["optimization"]
+    assert optimization["tool"] == "onnxsim" and manifest.versions["onnxsim"]
+    assert optimization["transpose_before"] == _op_count(plain, "Transpose")
+    assert optimization["transpose_after"] == _op_count(simplified, "Transpose")
+    # after the stem and stage1_block1: NHWC for the graph output, back to NCHW for the next
+    # block; onnxsim lets the next block read the NCHW result instead
+    assert _round_trips(plain) == 2 and _round_trips(simplified) == 0
+    assert optimization["transpose_after"] == optimization["transpose_before"] - 2
+    assert optimization["changed_ops"]["Transpose"] == [optimization["transpose_before"],
+                                                        optimization["transpose_after"]]
+    assert manifest.parity["passed"] and manifest.parity["worst_diff"] < 1e-4
+    proto = onnx.load(str(simplified))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [o.name for o in proto.graph.output] == NAMES
+    assert {p.key for p in proto.metadata_props} == {"keras_resnet_lab.outputs"}
+    assert all(v.type.tensor_type.shape.dim[0].dim_param == "batch"
+               for v in list(proto.graph.input) + list(proto.graph.output))
+    x = np.random.default_rng(4).standard_normal((3, 8, 8, 3)).astype("float32")
+    before = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(simplified), providers=["CPUExecutionProvider"])
+    want = _keras_features(model, x)
+    for name, a, b in zip(NAMES, before.run(NAMES, {"input": x}), after.run(NAMES, {"input": x})):
+        assert a.shape == b.shape == want[name].shape  # NHWC kept
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(b, want[name], atol=1e-4, rtol=0)
+
+
+def _readme_blocks(word):
+    """The ```python blocks of export/README.md that mention ``word``, in order."""
+    with open(os.path.join(ROOT, "export", "README.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    return [block for block in blocks if word in block]
+
+
+def test_openvino_example_of_the_readme_reads_every_output(exported, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    model, _, out = exported
+    blocks = _readme_blocks("openvino") + _readme_blocks("ov.convert_model")
+    assert len(blocks) == 2
+    shutil.copytree(out, tmp_path / "exports")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "export/README.md", "exec"), namespace)  # noqa: S102
+    x = namespace["x"]
+    assert x.shape == (2, 8, 8, 3)
+    want = _keras_features(model, x)
+    for found in (namespace["outputs"], namespace["feature_outputs"]):
+        assert sorted(found) == sorted(NAMES)  # the ONNX file and `features`: every output
+        for name in NAMES:
+            scale = max(1.0, float(np.abs(want[name]).max()))
+            np.testing.assert_allclose(found[name], want[name], atol=1e-4 * scale, rtol=0)
+    assert namespace["only_output"] == ["output"]  # read_model on the SavedModel folder
+    hint = namespace["compiled"].get_property("INFERENCE_PRECISION_HINT")
+    assert str(hint).endswith("f32") or "float32" in str(hint)
 
 
 def test_manifest_describes_outputs_input_versions_and_parity(exported, tmp_path):
@@ -419,21 +507,11 @@ def test_every_builder_exports_with_parity(builder, tmp_path):
     assert [o.name for o in session.get_outputs()] == expected
 
 
-def _from_keras_applications():
-    from keras_resnet_lab import models
-
-    convert = getattr(models, "from_keras_applications", None)
-    if convert is None:
-        pytest.skip("keras_resnet_lab.models.from_keras_applications does not exist yet")
-    return convert
-
-
 @pytest.mark.parametrize("preact", [False, True], ids=["v1", "v2"])
 def test_converted_keras_applications_model(preact, tmp_path):
     """A two-stack ResNet built by keras.applications' own ResNet code (v1: biases before
     batch norms; v2: stride in a stack's last block), converted, exported, and the ONNX output
     compared with the keras.applications model itself."""
-    convert = _from_keras_applications()
     try:
         from keras.src.applications import resnet as kr
     except ImportError:
@@ -449,7 +527,7 @@ def test_converted_keras_applications_model(preact, tmp_path):
     base = kr.ResNet(stack_fn, preact, True, weights=None, input_shape=(32, 32, 3), classes=3,
                      classifier_activation=None, name="tiny_applications")
     _randomize_batch_norm(base)
-    model = convert(base)
+    model = from_keras_applications(base)
     manifest = export_model(model, tmp_path, formats="onnx")["onnx"]
     assert [o["name"] for o in manifest.outputs] == [
         "stem", "stage1_block1", "stage1_block2", "stage2_block1", "stage2_block2", "output"]
@@ -462,10 +540,9 @@ def test_converted_keras_applications_model(preact, tmp_path):
 
 @pytest.mark.slow
 def test_converted_keras_applications_resnet50v2(tmp_path):
-    convert = _from_keras_applications()
     base = keras.applications.ResNet50V2(weights=None, input_shape=(32, 32, 3),
                                          include_top=False, pooling="avg")
-    model = convert(base)
+    model = from_keras_applications(base)
     manifest = export_model(model, tmp_path, formats="onnx")["onnx"]
     assert len(manifest.outputs) == 18 and manifest.outputs[-1]["shape"] == [None, 2048]
     assert manifest.parity["passed"]

@@ -1,28 +1,51 @@
-"""``keras-resnet-lab export``: SavedModel and/or ONNX artifacts with every block's output."""
+"""``keras-resnet-lab export``: SavedModel, ONNX and/or LiteRT artifacts with every block's
+output."""
 
+import importlib.util
 import json
 import os
 
 from keras_resnet_lab.commands._common import integer, number
 
-FORMAT_CHOICES = ("savedmodel", "onnx", "both")
+FORMAT_CHOICES = ("savedmodel", "onnx", "tflite", "both", "all")
+#: ``--format`` values naming several formats (``both`` keeps its meaning of old).
+FORMAT_GROUPS = {"both": ("savedmodel", "onnx"), "all": ("savedmodel", "onnx", "tflite")}
+#: What ``train`` writes beside model.keras (keras_resnet_lab.data.PREPROCESSING_FILE; not
+#: imported here: that module loads TensorFlow, and the checks run before it loads).
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 def register(subparsers):
     """Add the ``export`` sub-command to ``subparsers``."""
     parser = subparsers.add_parser(
-        "export", help="write SavedModel / ONNX artifacts with every block's output",
-        description="Export a .keras model as a SavedModel (signatures 'serve' and 'features') "
-                    "and/or an ONNX file whose graph outputs are 'stem', every block "
-                    "('stage1_block1', ...) and 'output'. Each artifact is checked against the "
-                    "Keras model on a batch before it is renamed into place, and carries a "
-                    "manifest.json. Writes OUT/savedmodel and/or OUT/onnx.")
+        "export", help="write SavedModel / ONNX / LiteRT artifacts with every block's output",
+        description="Export a .keras model as a SavedModel (signatures 'serve' and 'features'), "
+                    "an ONNX file whose graph outputs are 'stem', every block "
+                    "('stage1_block1', ...) and 'output', and/or a LiteRT (.tflite) file whose "
+                    "'features' signature returns the same named outputs. Each artifact is "
+                    "checked against the Keras model on a batch before it is renamed into "
+                    "place, and carries a manifest.json. Writes OUT/savedmodel, OUT/onnx, "
+                    "OUT/tflite.")
     parser.add_argument("model", metavar="MODEL.keras", help="a saved Keras model file")
     parser.add_argument("--format", choices=FORMAT_CHOICES, default="both",
-                        help="which artifacts to write (default: both)")
-    parser.add_argument("--out", required=True, help="folder to write savedmodel/ and onnx/ into")
+                        help="which artifacts to write: both = savedmodel + onnx (default), "
+                             "all = savedmodel + onnx + tflite")
+    parser.add_argument("--out", required=True,
+                        help="folder to write savedmodel/, onnx/ and/or tflite/ into")
     parser.add_argument("--no-intermediate", dest="intermediate", action="store_false",
-                        help="ONNX: output only the model's output, not the stem and blocks")
+                        help="ONNX and LiteRT: output only the model's output, not the stem "
+                             "and blocks")
+    parser.add_argument("--optimize", action="store_true",
+                        help="ONNX: simplify the graph with onnxsim (removes the "
+                             "NCHW->NHWC->NCHW Transpose round trip after each block output, "
+                             "folds constants; outputs unchanged, parity checked on the "
+                             "simplified graph)")
+    parser.add_argument("--quantize", action="store_true",
+                        help="LiteRT: dynamic-range int8 weights (about 4x smaller); checked "
+                             "by the top-1 agreement with Keras on the parity batch")
+    parser.add_argument("--min-agreement", type=number(0, 1), default=None,
+                        help="with --quantize: the least top-1 agreement with Keras on the "
+                             "parity batch (default 0.9); below it nothing is written")
     parser.add_argument("--force", action="store_true",
                         help="replace existing artifacts (atomically)")
     parser.add_argument("--opset", type=integer(), choices=range(9, 19), default=17,
@@ -33,35 +56,68 @@ def register(subparsers):
                              "exceeds 1 (default 1e-4)")
     parser.add_argument("--sample", metavar="FILE.npy", default=None,
                         help="input batch for the parity check (default: fixed-seed random "
-                             "normal batch of 8)")
+                             "normal batch of 8; 32 for --quantize, whose top-1 agreement "
+                             "real examples make meaningful)")
     parser.add_argument("--preprocessing", metavar="JSON", default=None,
                         help="how an image becomes the input, recorded in the manifest: a JSON "
                              "object or file with keys description, scale, mean, std, color "
-                             "(x = (pixels * scale - mean) / std)")
+                             "(x = (pixels * scale - mean) / std); default: the "
+                             f"{PREPROCESSING_FILE} that train wrote beside MODEL.keras, if any")
     parser.set_defaults(func=run, check=check)
 
 
 def check(args):
     """Every argument error, before TensorFlow loads and before anything is written."""
-    from keras_resnet_lab.commands._common import existing_model_file
+    from keras_resnet_lab.commands._common import CliError, existing_model_file
     from keras_resnet_lab.outdir import check_target
 
     existing_model_file(args.model)
-    _preprocessing(args.preprocessing)
+    formats = _formats(args)
+    for flag, value, needs, module, package in (
+            ("--optimize", args.optimize, "onnx", "onnxsim", "'onnxsim>=0.8,<0.9'"),
+            ("--quantize", args.quantize, "tflite", None, None),
+            ("--format tflite", "tflite" in formats, "tflite", "ai_edge_litert",
+             "'ai-edge-litert>=2.0,<3'")):
+        if value and needs not in formats:
+            raise CliError(f"{flag} applies to the {needs} artifact: add it with --format "
+                           f"{needs} (or all); --format {args.format} writes "
+                           f"{', '.join(formats)}")
+        if value and module and importlib.util.find_spec(module) is None:
+            raise CliError(f"{flag} needs {module}, which is not installed: pip install "
+                           f"{package}")
+    if args.min_agreement is not None and not args.quantize:
+        raise CliError("--min-agreement judges a quantized LiteRT artifact: give --quantize "
+                       "too")
+    _preprocessing(args.preprocessing, args.model)
     _sample(args.sample)
-    for kind in _formats(args):
+    for kind in formats:
         check_target(os.path.join(args.out, kind), args.force)
 
 
 def _formats(args):
-    return ("savedmodel", "onnx") if args.format == "both" else (args.format,)
+    return FORMAT_GROUPS.get(args.format, (args.format,))
 
 
-def _preprocessing(text):
+def _preprocessing(text, model_file=None):
+    """``(preprocessing dict or None, where it came from or None)``: ``--preprocessing``, or
+    else the ``preprocessing.json`` beside the model file."""
     from keras_resnet_lab.commands._common import CliError
 
     if text is None:
-        return None
+        recorded = os.path.join(os.path.dirname(os.path.abspath(model_file or ".")),
+                                PREPROCESSING_FILE)
+        if model_file is None or not os.path.isfile(recorded):
+            return None, None
+        try:
+            with open(recorded, encoding="utf-8") as handle:
+                value = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise CliError(f"{recorded} (the preprocessing recorded beside the model) is not "
+                           f"a readable JSON file: {error}; fix or remove it, or pass "
+                           "--preprocessing") from error
+        if not isinstance(value, dict):
+            raise CliError(f"{recorded} must hold a JSON object, got {value!r}")
+        return value, recorded
     if os.path.isfile(text):
         with open(text, encoding="utf-8") as handle:
             text = handle.read()
@@ -72,7 +128,7 @@ def _preprocessing(text):
                        f"{error}") from error
     if not isinstance(value, dict):
         raise CliError(f"--preprocessing must be a JSON object, got {value!r}")
-    return value
+    return value, "--preprocessing"
 
 
 def _sample(path):
@@ -101,15 +157,37 @@ def run(args):
     from keras_resnet_lab.commands._common import load_model_file
     from keras_resnet_lab.export import export_model
 
-    preprocessing = _preprocessing(args.preprocessing)
+    preprocessing, source = _preprocessing(args.preprocessing, args.model)
+    if source not in (None, "--preprocessing"):
+        print(f"preprocessing: recorded beside the model in {source}")
+    elif source is None:
+        print(f"preprocessing: none recorded (no --preprocessing, no {PREPROCESSING_FILE} "
+              "beside the model); consumers are told to feed the model's own input")
     sample = _sample(args.sample)
     model = load_model_file(args.model)
+    extra = {} if args.min_agreement is None else {"min_agreement": args.min_agreement}
     manifests = export_model(model, args.out, _formats(args), intermediate=args.intermediate,
                              opset=args.opset, overwrite=args.force, tolerance=args.tolerance,
-                             sample=sample, preprocessing=preprocessing)
+                             sample=sample, preprocessing=preprocessing,
+                             optimize=args.optimize, quantize=args.quantize, **extra)
     for kind, manifest in manifests.items():
         parity = manifest.parity
-        print(f"wrote {os.path.join(args.out, kind)}: {len(manifest.outputs)} outputs, parity "
-              f"max abs diff {parity['worst_diff']:.2e} at {parity['worst_output']!r} "
-              f"(tolerance {parity['tolerance']:.0e})")
+        line = (f"wrote {os.path.join(args.out, kind)}: {len(manifest.outputs)} outputs, "
+                f"parity max abs diff {parity['worst_diff']:.2e} at "
+                f"{parity['worst_output']!r}")
+        if parity.get("criterion") == "top1_agreement":
+            agreement = parity["top1_agreement"]
+            line += (f"; int8, {manifest.artifact['size_bytes'] / 1024:.0f} KiB, top-1 "
+                     f"agreement {'n/a' if agreement is None else f'{agreement:.3f}'} "
+                     f"(min {parity['min_agreement']:g}), logits drift "
+                     f"{parity['logits_drift']:.2e}")
+        else:
+            line += f" (tolerance {parity['tolerance']:.0e})"
+        optimization = manifest.artifact.get("optimization")
+        if optimization:
+            line += (f"; optimized: {optimization['nodes_before']} -> "
+                     f"{optimization['nodes_after']} nodes, Transpose "
+                     f"{optimization['transpose_before']} -> "
+                     f"{optimization['transpose_after']}")
+        print(line)
     return 0

@@ -346,7 +346,18 @@ def _write_results(args, model, recipe, test_ds, out, precision, replicas):
                "test_accuracy": float(accuracy), "parameters": int(model.count_params()),
                "precision": precision, "xla": bool(args.xla), "replicas": replicas}
     atomic_write_json(summary, os.path.join(out, "results.json"))
+    _write_preprocessing(args, model, out)
     print(json.dumps({k: summary[k] for k in ("model", "dataset", "test_accuracy")}))
+
+
+def _write_preprocessing(args, model, out):
+    """Record beside model.keras how an image becomes the model's input (the dataset's
+    normalization at the trained size): ``export`` puts it in every artifact's manifest."""
+    from keras_resnet_lab.data import dataset_preprocessing, write_preprocessing
+
+    size = model.inputs[0].shape[1]
+    write_preprocessing(out, dataset_preprocessing(
+        args.dataset, args.image_size if size is None else int(size)))
 
 
 def _saved_model(path, info):

@@ -19,7 +19,12 @@ from keras_resnet_lab.data.augment import (
     pad_crop_flip,
     random_resized_crop_flip,
 )
-from keras_resnet_lab.data.digits import DIGITS_NUM_CLASSES, digit_layout, load_digits
+from keras_resnet_lab.data.digits import (
+    DIGITS_NUM_CLASSES,
+    digit_layout,
+    digits_preprocessing,
+    load_digits,
+)
 from keras_resnet_lab.data.errors import DatasetNotFoundError
 from keras_resnet_lab.data.pipelines import (
     DATASETS,
@@ -27,6 +32,12 @@ from keras_resnet_lab.data.pipelines import (
     dataset_info,
     load_dataset,
     prepare_dataset,
+)
+from keras_resnet_lab.data.preprocessing import (
+    PREPROCESSING_FILE,
+    dataset_preprocessing,
+    read_preprocessing,
+    write_preprocessing,
 )
 
 __all__ = [
@@ -38,15 +49,20 @@ __all__ = [
     "DIGITS_NUM_CLASSES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PREPROCESSING_FILE",
     "DatasetInfo",
     "DatasetNotFoundError",
     "center_crop_resize",
     "dataset_info",
+    "dataset_preprocessing",
     "digit_layout",
+    "digits_preprocessing",
     "load_dataset",
     "load_digits",
     "normalize",
     "pad_crop_flip",
     "prepare_dataset",
     "random_resized_crop_flip",
+    "read_preprocessing",
+    "write_preprocessing",
 ]

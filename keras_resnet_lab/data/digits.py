@@ -19,6 +19,8 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 DIGITS_SOURCE_SIZE = 8
 _DIGITS_MAX_VALUE = 16.0
+#: ``color`` of the preprocessing: the digits are grey (replicated to RGB for 3 channels).
+DIGITS_COLOR = "grayscale"
 
 
 def _validate(image_size, channels) -> None:
@@ -131,3 +133,43 @@ def load_digits(image_size: int = 32, channels: int = 3, normalize: bool = True)
         int(image_size), int(channels), bool(normalize)
     )
     return (x_train.copy(), y_train.copy()), (x_test.copy(), y_test.copy())
+
+
+def digits_preprocessing(image_size: int = 32, channels: int = 3) -> dict:
+    """How an image file becomes the input of a model trained on :func:`load_digits`.
+
+    The export manifest's preprocessing (see :func:`keras_resnet_lab.export.preprocessing_spec`):
+    a consumer converts an image to grey (replicated to ``channels``), resizes it to
+    ``image_size``, and computes ``x = (pixels * scale - mean) / std`` from its 0-255 pixels,
+    with ``mean`` and ``std`` the per-channel statistics of the training split in [0, 1] scale
+    (what ``load_digits(normalize=True)`` standardizes with). An image looks like the digits
+    when it has white strokes on black, the digit filling about 3/4 of the image, centred
+    (see :func:`digit_layout`).
+
+    Args:
+        image_size: Side of the square images the model takes, an int >= 8.
+        channels: 1 or 3.
+
+    Returns:
+        ``{"description", "scale", "mean", "std", "color"}``.
+
+    Example:
+        >>> spec = digits_preprocessing(16)
+        >>> spec["scale"], spec["color"], len(spec["mean"])
+        (0.00392156862745098, 'grayscale', 3)
+    """
+    _validate(image_size, channels)
+    x_train = _load_digits_cached(int(image_size), int(channels), False)[0]
+    mean = x_train.mean(axis=(0, 1, 2), dtype=np.float64)
+    std = x_train.std(axis=(0, 1, 2), dtype=np.float64)
+    digit_size, border = digit_layout(int(image_size))
+    return {
+        "description": (
+            f"embedded digits at {image_size}x{image_size}: grey, white strokes on black, the "
+            f"digit {digit_size}x{digit_size} pixels centred ({border}-pixel border); pixels / "
+            "255, standardized with the training split's per-channel mean and std"),
+        "scale": 1.0 / 255.0,
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "color": DIGITS_COLOR,
+    }

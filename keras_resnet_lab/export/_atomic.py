@@ -24,13 +24,14 @@ _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 check_target = outdir.check_target
 
 
-def check_room(model, targets):
+def check_room(model, targets, copies=1):
     """Refuse, before anything is written, an export the disk cannot hold (about the model's
-    weights once per artifact, plus the graph)."""
+    weights ``copies`` times per artifact, plus the graph: the LiteRT export writes a
+    scratch SavedModel beside its flatbuffer, so it counts 2)."""
     import numpy as np
 
     weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
-    ensure_free_space(os.path.dirname(targets[0]), len(targets) * (weights + (4 << 20)),
+    ensure_free_space(os.path.dirname(targets[0]), len(targets) * copies * (weights + (4 << 20)),
                       "the export")
 
 

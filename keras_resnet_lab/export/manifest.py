@@ -157,6 +157,7 @@ def versions(extra=()):
         ['keras', 'keras_resnet_lab', 'numpy']
     """
     import importlib
+    import importlib.metadata
 
     import keras_resnet_lab
 
@@ -164,8 +165,13 @@ def versions(extra=()):
     for name in ("numpy", "keras", "tensorflow", *extra):
         try:
             found[name] = importlib.import_module(name).__version__
-        except (ImportError, AttributeError):
+        except ImportError:
             found[name] = None
+        except AttributeError:  # no __version__: ask its distribution
+            try:
+                found[name] = importlib.metadata.version(name.replace("_", "-"))
+            except importlib.metadata.PackageNotFoundError:
+                found[name] = None
     return found
 
 

@@ -10,6 +10,13 @@ from keras_resnet_lab.export._atomic import write_json
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_BATCH = 8
 DEFAULT_SEED = 0
+#: Quantized artifacts: the least top-1 agreement with Keras on the parity batch.
+DEFAULT_MIN_AGREEMENT = 0.9
+#: Quantized artifacts: the random parity batch (an agreement over 8 examples moves in steps
+#: of 1/8, so one disagreement would already fall below 0.9).
+QUANTIZED_BATCH = 32
+#: ``ParityReport.criterion`` values.
+CRITERIA = ("max_abs_diff", "top1_agreement")
 
 
 class ExportParityError(ValueError):
@@ -24,13 +31,17 @@ class ExportParityError(ValueError):
 class ParityReport:
     """Max absolute difference between artifact and Keras, per output.
 
-    The check passes when, for every output, ``max|artifact - keras| <= tolerance *
-    max(1, max|keras|)``: an absolute tolerance for outputs of magnitude up to 1, relative to
-    the output's largest magnitude beyond (float32 rounding grows with the values, and the
-    blocks of a deep untrained network reach magnitudes of 100 or more).
+    For a float artifact (``criterion="max_abs_diff"``) the check passes when, for every output,
+    ``max|artifact - keras| <= tolerance * max(1, max|keras|)``: an absolute tolerance for
+    outputs of magnitude up to 1, relative to the output's largest magnitude beyond (float32
+    rounding grows with the values, and the blocks of a deep untrained network reach
+    magnitudes of 100 or more). A quantized artifact (``criterion="top1_agreement"``, LiteRT
+    int8) cannot meet a float tolerance: it passes when the top-1 class of ``output`` agrees
+    with Keras's on at least ``min_agreement`` of the parity batch; the diffs are recorded all
+    the same.
 
     Attributes:
-        artifact: ``"savedmodel"`` or ``"onnx"``.
+        artifact: ``"savedmodel"``, ``"onnx"`` or ``"tflite"``.
         tolerance: the largest allowed max abs diff.
         batch_size: examples in the parity batch.
         input: how the batch was made (``"random normal, seed 0"`` or ``"given sample"``).
@@ -41,7 +52,14 @@ class ParityReport:
             compared with the tolerance.
         worst_output: the output with the largest scaled diff.
         worst_diff: its max abs diff.
-        passed: every scaled diff <= tolerance.
+        passed: every scaled diff <= tolerance (float), or the top-1 agreement is at least
+            ``min_agreement`` (quantized).
+        criterion: ``"max_abs_diff"`` or ``"top1_agreement"``: what ``passed`` judges.
+        top1_agreement: share of the batch whose argmax of ``output`` equals Keras's (None
+            unless quantized).
+        min_agreement: the least agreement a quantized artifact needs (None for float).
+        logits_drift: ``max|artifact - keras| / max|keras|`` of ``output`` (None unless
+            quantized).
     """
 
     artifact: str
@@ -54,6 +72,10 @@ class ParityReport:
     worst_output: str
     worst_diff: float
     passed: bool
+    criterion: str = "max_abs_diff"
+    top1_agreement: float | None = None
+    min_agreement: float | None = None
+    logits_drift: float | None = None
 
     def to_dict(self):
         """JSON-ready dict."""
@@ -75,14 +97,20 @@ class ParityReport:
         names = list(self.max_abs_diff)
         values = [max(self.scaled_diff[n], 1e-12) for n in names]
         fig, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(names) + 2), 3.5))
-        ax.bar(range(len(names)), values, color=["C3" if v > self.tolerance else "C0"
+        judged = self.criterion == "max_abs_diff"
+        ax.bar(range(len(names)), values, color=["C3" if judged and v > self.tolerance else "C0"
                                                  for v in values])
-        ax.axhline(self.tolerance, color="k", linestyle="--", label="tolerance")
+        if self.criterion == "max_abs_diff":
+            ax.axhline(self.tolerance, color="k", linestyle="--", label="tolerance")
         ax.set_yscale("log")
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         ax.set_ylabel("max |artifact - keras| / max(1, max |keras|)", fontsize=8)
-        ax.set_title(f"{self.artifact} parity ({self.input}, batch {self.batch_size})")
-        ax.legend()
+        title = f"{self.artifact} parity ({self.input}, batch {self.batch_size})"
+        if self.top1_agreement is not None:
+            title += f"\ntop-1 agreement {self.top1_agreement:.3f} (min {self.min_agreement})"
+        ax.set_title(title, fontsize=9)
+        if judged:
+            ax.legend()
         fig.tight_layout()
         with atomic_file(path) as tmp:
             fig.savefig(tmp, format="png", dpi=120)
@@ -174,6 +202,51 @@ def compare(artifact, reference, candidate, tolerance, batch_size, description):
                         scaled, worst, diffs[worst], scaled[worst] <= tolerance)
 
 
+def top1_agreement(reference, candidate, name="output"):
+    """Share of examples whose argmax of ``name`` agrees between ``reference`` and
+    ``candidate``; None when that output is not class scores ``(batch, k >= 2)``.
+
+    Example:
+        >>> top1_agreement({"output": np.eye(2)}, {"output": np.eye(2)[::-1]})
+        0.0
+    """
+    ref = np.asarray(reference[name])
+    got = np.asarray(candidate[name])
+    if ref.ndim != 2 or ref.shape[1] < 2 or ref.shape != got.shape or not ref.shape[0]:
+        return None
+    return float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
+
+
+def judge_agreement(report, reference, candidate, min_agreement=DEFAULT_MIN_AGREEMENT,
+                    name="output"):
+    """Turn ``report`` (from :func:`compare`) into the check of a quantized artifact.
+
+    ``passed`` then says whether the top-1 agreement of ``name`` with Keras is at least
+    ``min_agreement``; the logits drift ``max|artifact - keras| / max|keras|`` of ``name`` is
+    recorded.
+
+    Raises:
+        ValueError: ``name`` is not class scores ``(batch, k >= 2)``: there is no class
+            decision to compare (the LiteRT export refuses such a model before converting).
+
+    Example:
+        >>> report = judge_agreement(compare("tflite", ref, got, 1e-4, 8, "x"), ref, got)
+        ... # doctest: +SKIP
+    """
+    min_agreement = number_in("min_agreement", min_agreement, 0.0, 1.0)
+    agreement = top1_agreement(reference, candidate, name)
+    if agreement is None:
+        raise ValueError(f"the top-1 agreement needs class scores (batch, classes >= 2) in "
+                         f"{name!r}, got shape {np.shape(reference[name])}.")
+    scale = report.max_abs_reference.get(name, 0.0)
+    drift = report.max_abs_diff.get(name, 0.0) / scale if scale > 0 else \
+        report.max_abs_diff.get(name, 0.0)
+    return dataclasses.replace(
+        report, criterion="top1_agreement", top1_agreement=agreement,
+        min_agreement=float(min_agreement), logits_drift=float(drift),
+        passed=agreement >= min_agreement)
+
+
 def require(report, outputs, target):
     """Raise :class:`ExportParityError` naming the worst output unless ``report.passed``.
 
@@ -187,6 +260,16 @@ def require(report, outputs, target):
     """
     if report.passed:
         return
+    if report.criterion == "top1_agreement":
+        agreeing = round(report.top1_agreement * report.batch_size)
+        raise ExportParityError(
+            f"{report.artifact} export failed the quantization check: the top-1 class of "
+            f"'output' agrees with Keras on {agreeing} of {report.batch_size} examples of the "
+            f"parity batch ({report.top1_agreement:.3f}), below min_agreement "
+            f"{report.min_agreement:.3g} (logits drift {report.logits_drift:.3g} relative to "
+            f"max|keras|); nothing was written to {target}. Measure it on real examples "
+            "(sample=, CLI --sample) or accept less (min_agreement, CLI --min-agreement).",
+            report)
     where = ""
     for spec in outputs:
         if spec.name == report.worst_output.split("/")[-1] and spec.role == "block":

@@ -286,12 +286,19 @@ class Lab:
         return numbers
 
     def step_export(self):
+        from keras_resnet_lab.data import dataset_preprocessing, write_preprocessing
         from keras_resnet_lab.export import export_model
 
         res = self.model("residual")
         sample = self.test_sample(8)[0]
+        # What both networks were trained on (jobs.data): recorded in the manifests, and
+        # beside each model.keras for a later `keras-resnet-lab export` of it.
+        preprocessing = dataset_preprocessing(self.config.dataset, self.config.image_size)
+        for kind in ("residual", "plain"):
+            if os.path.isdir(os.path.join(self.out, "train", kind)):
+                write_preprocessing(os.path.join(self.out, "train", kind), preprocessing)
         manifests = export_model(res, os.path.join(self.out, "export"), overwrite=True,
-                                 sample=sample)
+                                 sample=sample, preprocessing=preprocessing)
         numbers = {}
         for fmt, manifest in manifests.items():
             parity = manifest.parity
