@@ -15,6 +15,7 @@ Scale and speed options:
 - ``--xla``: compile the train step with XLA (``jit_compile=True``).
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -26,6 +27,120 @@ DEFAULT_EPOCHS = 15
 DEFAULT_MODEL = "resnet20"
 
 
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """One option of ``train``, and every use of it: how it is read (``options``: the keyword
+    arguments of ``add_argument``), where ``--help`` lists it, and whether it defines the run
+    (``run``: recorded in run.json, a resume must repeat it), is passed on to each worker of
+    ``--workers`` (``worker``), defines the model (``model``: refused with ``--resume
+    MODEL.keras``) or is the builder keyword ``option`` of a model option."""
+
+    flag: str
+    options: dict
+    run: bool = False
+    worker: bool = True
+    model: bool = False
+    option: str | None = None
+
+    @property
+    def dest(self):
+        """The attribute of the parsed arguments."""
+        return self.flag[2:].replace("-", "_")
+
+    def given(self, args):
+        """The flag's value in ``args``, or None where it was not given (an unset switch)."""
+        value = getattr(args, self.dest)
+        return None if value is False else value
+
+
+def _model_option(option, **options):
+    """The flag of the model option ``option`` (its name from ``catalog.MODEL_OPTIONS``)."""
+    return Flag(MODEL_OPTIONS[option][0], options, run=True, model=True, option=option)
+
+
+#: Every flag of ``train``, in ``--help`` order (:data:`MODEL_FLAGS` in their own section).
+FLAGS = (
+    Flag("--model", dict(default=None,
+                         help="model name, e.g. resnet20, resnet56v2, resnet18, wrn16_4, highway "
+                              "(default: resnet20)"), run=True, model=True),
+    Flag("--resume", dict(nargs="?", const=True, default=None, metavar="MODEL.keras",
+                          help="without a value: continue the interrupted run in --out (an error "
+                               "if there is none; a plain start with the same --out resumes "
+                               "too). With a .keras file: train that model further (its "
+                               "architecture and weights; --model and the model options must "
+                               "not be given)"), run=True),
+    Flag("--plain", dict(action="store_true",
+                         help="train the plain twin (same layers, no shortcuts)"),
+         run=True, model=True),
+    Flag("--dataset", dict(default="digits", choices=DATASETS,
+                           help="digits (embedded, offline) or a prepared tensorflow-datasets "
+                                "dataset"), run=True),
+    Flag("--data-dir", dict(default=None, help="tensorflow-datasets data folder")),
+    Flag("--image-size", dict(type=integer(8), default=None,
+                              help="input side in pixels (default: the dataset's)"), run=True),
+    Flag("--epochs", dict(type=integer(1), default=DEFAULT_EPOCHS,
+                          help="epochs of the run (resumed ones included)")),
+    Flag("--batch-size", dict(type=integer(1), default=128, help="global batch size"),
+         run=True),
+    Flag("--recipe", dict(choices=("he", "general"), default="he",
+                          help="he: SGD 0.9, lr 0.1 /10 at 50%% and 75%%, wd 1e-4 (He et al.); "
+                               "general: AdamW with warm-up and cosine decay"), run=True),
+    Flag("--lr", dict(type=number(0, low_open=True), default=None,
+                      help="base learning rate (default: the recipe's)"), run=True),
+    # The workers of --workers run with --strategy multiworker (and without these three).
+    Flag("--strategy", dict(default=None, choices=("default", "mirrored", "multiworker"),
+                            help="tf.distribute strategy: default, mirrored (all local GPUs) or "
+                                 "multiworker (reads TF_CONFIG: run the same command on every "
+                                 "machine of the cluster)"), worker=False),
+    Flag("--workers", dict(type=integer(1), default=None,
+                           help="train with N local worker processes "
+                                "(MultiWorkerMirroredStrategy on 127.0.0.1); worker 0 writes "
+                                "--out"), worker=False),
+    Flag("--worker-timeout", dict(type=number(0, low_open=True), default=None,
+                                  help="with --workers: stop every worker after this many "
+                                       "seconds"), worker=False),
+    Flag("--mixed-precision", dict(nargs="?", const="float16", default=None,
+                                   choices=("float16", "bfloat16"),
+                                   help="mixed precision: float16 (default when given; GPUs) or "
+                                        "bfloat16 (TPUs, CPUs with AMX/AVX512-BF16); logits "
+                                        "stay float32"), run=True),
+    Flag("--xla", dict(action="store_true",
+                       help="compile the training step with XLA (jit_compile=True)")),
+)
+#: The model options (README: Model options), a section of their own in ``--help``.
+MODEL_FLAGS = (
+    _model_option("drop_path_rate", type=number(0, 1, high_open=True), default=None,
+                  metavar="RATE",
+                  help="stochastic depth: drop-path rate growing linearly to RATE"),
+    _model_option("learnable_scale", action="store_true",
+                  help="ReZero: each branch times a learned alpha starting at 0"),
+    _model_option("zero_init_residual", action="store_true",
+                  help="last batch-norm gamma of each branch starts at 0"),
+    _model_option("se_ratio", type=number(0, 1, low_open=True), default=None,
+                  help="squeeze-and-excitation ratio (e.g. 0.25)"),
+    _model_option("avg_down", action="store_true",
+                  help="ResNet-D shortcut: average-pool, then 1x1 projection"),
+    _model_option("stem", choices=("classic", "deep"), default=None,
+                  help="ImageNet ResNets: deep stem of three 3x3 convolutions (ResNet-C/D)"),
+    _model_option("output_stride", type=int, choices=(8, 16, 32), default=None,
+                  help="ImageNet ResNets: dilate the last stages instead of striding"),
+)
+#: After the model options in ``--help``.
+LAST_FLAGS = (
+    Flag("--seed", dict(type=integer(0), default=0, help="seed of everything random"),
+         run=True),
+    Flag("--out", dict(required=True, help="output folder")),
+    Flag("--force", dict(action="store_true",
+                         help="start over in an --out that already holds a finished run")),
+    Flag("--quiet", dict(action="store_true", help="one line per epoch, no bar")),
+)
+ALL_FLAGS = FLAGS + MODEL_FLAGS + LAST_FLAGS
+
+#: The arguments that define what a run trains: a resumed run must repeat them.
+RUN_ARGUMENTS = tuple(f.dest for f in ALL_FLAGS if f.run)
+RUN_FILE = "run.json"
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
         "train", help="train a residual network (or its plain twin) on a dataset",
@@ -33,104 +148,31 @@ def register(subparsers):
                     "tensorflow-datasets dataset. Writes model.keras, history.json, curves.png "
                     "and results.json into --out. A run killed mid-way resumes from its last "
                     "finished epoch when started again with the same --out.")
-    parser.add_argument("--model", default=None,
-                        help="model name, e.g. resnet20, resnet56v2, resnet18, wrn16_4, highway "
-                             "(default: resnet20)")
-    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="MODEL.keras",
-                        help="without a value: continue the interrupted run in --out (an error "
-                             "if there is none; a plain start with the same --out resumes too). "
-                             "With a .keras file: train that model further (its architecture "
-                             "and weights; --model and the model options must not be given)")
-    parser.add_argument("--plain", action="store_true",
-                        help="train the plain twin (same layers, no shortcuts)")
-    parser.add_argument("--dataset", default="digits", choices=DATASETS,
-                        help="digits (embedded, offline) or a prepared tensorflow-datasets "
-                             "dataset")
-    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder")
-    parser.add_argument("--image-size", type=integer(8), default=None,
-                        help="input side in pixels (default: the dataset's)")
-    parser.add_argument("--epochs", type=integer(1), default=DEFAULT_EPOCHS,
-                        help="epochs of the run (resumed ones included)")
-    parser.add_argument("--batch-size", type=integer(1), default=128,
-                        help="global batch size")
-    parser.add_argument("--recipe", choices=("he", "general"), default="he",
-                        help="he: SGD 0.9, lr 0.1 /10 at 50%% and 75%%, wd 1e-4 (He et al.); "
-                             "general: AdamW with warm-up and cosine decay")
-    parser.add_argument("--lr", type=number(0, low_open=True), default=None,
-                        help="base learning rate (default: the recipe's)")
-    parser.add_argument("--strategy", default=None,
-                        choices=("default", "mirrored", "multiworker"),
-                        help="tf.distribute strategy: default, mirrored (all local GPUs) or "
-                             "multiworker (reads TF_CONFIG: run the same command on every "
-                             "machine of the cluster)")
-    parser.add_argument("--workers", type=integer(1), default=None,
-                        help="train with N local worker processes (MultiWorkerMirroredStrategy "
-                             "on 127.0.0.1); worker 0 writes --out")
-    parser.add_argument("--worker-timeout", type=number(0, low_open=True), default=None,
-                        help="with --workers: stop every worker after this many seconds")
-    parser.add_argument("--mixed-precision", nargs="?", const="float16", default=None,
-                        choices=("float16", "bfloat16"),
-                        help="mixed precision: float16 (default when given; GPUs) or bfloat16 "
-                             "(TPUs, CPUs with AMX/AVX512-BF16); logits stay float32")
-    parser.add_argument("--xla", action="store_true",
-                        help="compile the training step with XLA (jit_compile=True)")
+    for flag in FLAGS:
+        parser.add_argument(flag.flag, **flag.options)
     options = parser.add_argument_group(
         "model options", "variants of the blocks and builders (README: Model options)")
-    options.add_argument("--drop-path", type=number(0, 1, high_open=True), default=None,
-                         metavar="RATE",
-                         help="stochastic depth: drop-path rate growing linearly to RATE")
-    options.add_argument("--learnable-scale", action="store_true",
-                         help="ReZero: each branch times a learned alpha starting at 0")
-    options.add_argument("--zero-init-residual", action="store_true",
-                         help="last batch-norm gamma of each branch starts at 0")
-    options.add_argument("--se-ratio", type=number(0, 1, low_open=True), default=None,
-                         help="squeeze-and-excitation ratio (e.g. 0.25)")
-    options.add_argument("--avg-down", action="store_true",
-                         help="ResNet-D shortcut: average-pool, then 1x1 projection")
-    options.add_argument("--stem", choices=("classic", "deep"), default=None,
-                         help="ImageNet ResNets: deep stem of three 3x3 convolutions (ResNet-C/D)")
-    options.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,
-                         help="ImageNet ResNets: dilate the last stages instead of striding")
-    parser.add_argument("--seed", type=integer(0), default=0, help="seed of everything random")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--force", action="store_true",
-                        help="start over in an --out that already holds a finished run")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch, no bar")
+    for flag in MODEL_FLAGS:
+        options.add_argument(flag.flag, **flag.options)
+    for flag in LAST_FLAGS:
+        parser.add_argument(flag.flag, **flag.options)
     parser.set_defaults(func=run, check=check)
 
 
 def model_options(args):
     """The builder keyword arguments of the ``model options`` flags that were given."""
-    options = {"drop_path_rate": args.drop_path, "se_ratio": args.se_ratio, "stem": args.stem,
-               "output_stride": args.output_stride}
-    options = {k: v for k, v in options.items() if v is not None}
-    for flag in ("learnable_scale", "zero_init_residual", "avg_down"):
-        if getattr(args, flag):
-            options[flag] = True
-    return options
+    return {f.option: f.given(args) for f in MODEL_FLAGS if f.given(args) is not None}
 
 
 def _worker_argv(args):
     """The ``train`` arguments one worker of ``--workers`` runs (same run, multiworker)."""
-    argv = ["train", "--dataset", args.dataset,
-            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-            "--recipe", args.recipe, "--seed", str(args.seed), "--out", args.out,
-            "--strategy", "multiworker"]
-    for flag, value in (("--model", args.model), ("--data-dir", args.data_dir),
-                        ("--image-size", args.image_size),
-                        ("--lr", args.lr), ("--mixed-precision", args.mixed_precision),
-                        ("--drop-path", args.drop_path), ("--se-ratio", args.se_ratio),
-                        ("--stem", args.stem), ("--output-stride", args.output_stride),
-                        ("--resume", args.resume if isinstance(args.resume, str) else None)):
-        if value is not None:
-            argv += [flag, str(value)]
-    for flag, value in (("--plain", args.plain), ("--force", args.force),
-                        ("--quiet", args.quiet), ("--xla", args.xla),
-                        ("--learnable-scale", args.learnable_scale),
-                        ("--zero-init-residual", args.zero_init_residual),
-                        ("--avg-down", args.avg_down), ("--resume", args.resume is True)):
-        if value:
-            argv.append(flag)
+    argv = ["train", "--strategy", "multiworker"]
+    for flag in ALL_FLAGS:
+        value = flag.given(args) if flag.worker else None
+        if value is True:  # a switch, or --resume without a file
+            argv.append(flag.flag)
+        elif value is not None:
+            argv += [flag.flag, str(value)]
     return argv
 
 
@@ -157,8 +199,7 @@ def check(args):
         raise CliError("--resume continues training and --force starts over: give one of them")
     options = model_options(args)
     if isinstance(args.resume, str):
-        given = [flag for flag, value in (("--model", args.model), ("--plain", args.plain))
-                 if value] + [MODEL_OPTIONS[k][0] for k in options]
+        given = [f.flag for f in ALL_FLAGS if f.model and f.given(args) is not None]
         if given:
             raise CliError(f"--resume {args.resume} trains the model saved in that file: "
                            f"{', '.join(given)} cannot change it")
@@ -214,13 +255,6 @@ def _launch_workers(args):
         raise CliError(f"multi-worker training failed: exit codes {codes} (worker 0 first; "
                        f"see {log_dir}/worker-<i>.log)")
     return 0
-
-
-#: The arguments that define what a run trains: a resumed run must repeat them.
-RUN_ARGUMENTS = ("model", "plain", "dataset", "image_size", "resume", "batch_size", "recipe",
-                 "lr", "seed", "drop_path", "learnable_scale", "zero_init_residual",
-                 "se_ratio", "avg_down", "stem", "output_stride", "mixed_precision")
-RUN_FILE = "run.json"
 
 
 def _record_run(args, resuming, chief):
