@@ -10,8 +10,10 @@ from keras_resnet_lab import (
     HighwayBlock,
     MultiResidualBlock,
     ResidualBlock,
+    SharedResidualStack,
     SqueezeExcite,
 )
+from keras_resnet_lab.layers.conv import Conv2D
 
 
 def _x(shape, seed=0, nonneg=False):
@@ -176,6 +178,65 @@ def test_stride_position():
     assert caffe.convs[1].strides == (1, 1)
 
 
+def test_subsampled_conv_is_the_strided_1x1_convolution():
+    x = _x((3, 7, 7, 4))
+    ours = Conv2D(5, 1, subsample=2, use_bias=True)
+    strided = keras.layers.Conv2D(5, 1, strides=2, use_bias=True)
+    ours.build(x.shape)
+    strided.build(x.shape)
+    strided.set_weights(ours.get_weights())
+    y = ops.convert_to_numpy(ours(x))
+    np.testing.assert_allclose(y, ops.convert_to_numpy(strided(x)), rtol=1e-6, atol=1e-6)
+    assert y.shape == tuple(ours.compute_output_shape(x.shape)) == (3, 4, 4, 5)
+    assert Conv2D.from_config(ours.get_config()).subsample == 2
+    assert isinstance(ours, keras.layers.Conv2D) and Conv2D(5, 3).subsample == 1
+    for kwargs in (dict(kernel_size=3), dict(kernel_size=1, strides=2)):
+        with pytest.raises(ValueError, match="`subsample`"):
+            Conv2D(5, subsample=2, **kwargs)
+    with pytest.raises(ValueError, match="`subsample`"):
+        Conv2D(5, 1, subsample=0)
+
+
+def test_saved_weights_keep_their_names(tmp_path):
+    """A .keras file names a block's weights after its sublayers' classes; the names of files
+    written before the convolutions became our layer (``convs/conv2d``, ...) must not move, or
+    those files stop loading."""
+    import zipfile
+
+    import h5py
+
+    inputs = keras.Input((8, 8, 8))
+    block = ResidualBlock(16, strides=2, bottleneck=True, stride_in_1x1=True)
+    model = keras.Model(inputs, block(inputs))
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    names = []
+    with h5py.File(tmp_path / "model.weights.h5", "r") as weights:
+        weights.visit(names.append)
+    prefix = "layers/residual_block/"
+    sublayers = {n[len(prefix):] for n in names if n.startswith(prefix) and n.endswith("/vars")}
+    assert sublayers - {"vars"} == {  # "vars": the block's own (none)
+        "convs/conv2d/vars", "convs/conv2d_1/vars", "convs/conv2d_2/vars",
+        "norms/fused_batch_normalization/vars", "norms/fused_batch_normalization_1/vars",
+        "norms/fused_batch_normalization_2/vars", "projection/vars", "projection_norm/vars"}
+
+
+def test_fold_rule_counts_kernel_against_output_positions():
+    from keras_resnet_lab.layers import fusion
+
+    conv = keras.layers.Conv2D(8, 3, padding="same")
+    conv.build((None, 4, 4, 16))
+    # kernel elements per output channel 3 * 3 * 16 = 144 against batch * 4 * 4 positions
+    assert not fusion.fold_pays(conv, keras.KerasTensor((8, 4, 4, 16)))  # 128 positions
+    assert fusion.fold_pays(conv, keras.KerasTensor((16, 4, 4, 16)))  # 256 positions
+    assert not fusion.fold_pays(conv, keras.KerasTensor((16, None, 4, 16)))  # unknown size
+    subsampled = Conv2D(8, 1, subsample=2)
+    subsampled.build((None, 8, 8, 16))
+    assert fusion.fold_pays(subsampled, keras.KerasTensor((1, 8, 8, 16))) is False  # 16 < 16
+    assert fusion.fold_pays(subsampled, keras.KerasTensor((2, 8, 8, 16)))  # 16 < 32
+
+
 def test_strided_pointwise_convolutions_train_on_odd_batches():
     """TensorFlow's oneDNN input gradient of a strided 1x1 convolution corrupts memory on odd
     batch sizes; our blocks must not use that kernel (run in a fresh process: a crash there
@@ -280,22 +341,90 @@ def test_save_load_and_clone_give_identical_outputs(cls, kwargs, tmp_path):
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
 
 
-def test_keras_layer_test_harness():
+def _layer_test(**kwargs):
+    """Keras's own layer harness (``keras.src.testing``; Keras 3.15 has no public one): the
+    layer builds, runs eagerly and symbolically with the output shape, round-trips through
+    its config and a ``.keras`` file, trains, and runs under mixed precision."""
     from keras.src import testing
 
     class Harness(testing.TestCase):
         def runTest(self):
-            for cls, kwargs, shape, out in [
-                (ResidualBlock, dict(filters=8, strides=2), (2, 8, 8, 4), (2, 4, 4, 8)),
-                (HighwayBlock, dict(filters=4), (2, 6, 6, 4), (2, 6, 6, 4)),
-                (ResidualBlock, dict(filters=6, form="dense", shortcut="B"), (3, 5), (3, 6)),
-            ]:
-                self.run_layer_test(cls, init_kwargs=kwargs, input_shape=shape,
-                                    expected_output_shape=out, supports_masking=False,
-                                    run_training_check=True)
+            self.run_layer_test(**kwargs)
 
     result = Harness().run()
-    assert result.wasSuccessful(), result.errors + result.failures
+    assert result.wasSuccessful(), "\n".join(text for _, text in result.errors + result.failures)
+
+
+#: ``(class, arguments, input shape, output shape, trainable, non-trainable weights)``: every
+#: block configuration, each through the harness. A batch norm has 2 trainable (gamma, beta)
+#: and 2 non-trainable (moving mean, variance) weights; a convolution before a batch norm has
+#: no bias.
+LAYER_CASES = {
+    "basic_v1": (ResidualBlock, dict(filters=4), (2, 5, 5, 4), (2, 5, 5, 4), 2 + 4, 4),
+    "basic_v1_strided_projection": (ResidualBlock, dict(filters=8, strides=2), (2, 8, 8, 4),
+                                    (2, 4, 4, 8), 3 + 6, 6),
+    "bottleneck_v1": (ResidualBlock, dict(filters=8, bottleneck=True), (2, 6, 6, 8),
+                      (2, 6, 6, 8), 3 + 6, 6),
+    "bottleneck_v1_stride_in_1x1": (  # the strided 1x1 convolution subsamples, odd input
+        ResidualBlock, dict(filters=8, strides=2, bottleneck=True, stride_in_1x1=True),
+        (2, 7, 7, 8), (2, 4, 4, 8), 4 + 8, 8),
+    "basic_v2_preact": (ResidualBlock, dict(filters=4, preact=True), (2, 5, 5, 4),
+                        (2, 5, 5, 4), 2 + 4, 4),  # preact_bn, conv1, bn1, conv2
+    "bottleneck_v2_preact_projection": (  # the v2 projection has no batch norm
+        ResidualBlock, dict(filters=8, strides=2, bottleneck=True, preact=True),
+        (2, 6, 6, 4), (2, 3, 3, 8), 4 + 6, 6),
+    "projection_shortcut_c": (ResidualBlock, dict(filters=4, shortcut="C"), (2, 5, 5, 4),
+                              (2, 5, 5, 4), 3 + 6, 6),
+    "option_a_shortcut": (ResidualBlock, dict(filters=8, strides=2, shortcut="A"),
+                          (2, 6, 6, 4), (2, 3, 3, 8), 2 + 4, 4),
+    "avg_down": (ResidualBlock, dict(filters=8, strides=2, avg_down=True), (2, 8, 8, 4),
+                 (2, 4, 4, 8), 3 + 6, 6),
+    "squeeze_excite": (ResidualBlock, dict(filters=4, se_ratio=0.25), (2, 5, 5, 4),
+                       (2, 5, 5, 4), 2 + 4 + 4, 4),  # + reduce and expand, kernel and bias
+    "drop_path": (ResidualBlock, dict(filters=4, drop_path_rate=0.2, seed=1), (2, 5, 5, 4),
+                  (2, 5, 5, 4), 2 + 4, 4),
+    "groups": (ResidualBlock, dict(filters=8, bottleneck=True, groups=2), (2, 6, 6, 8),
+               (2, 6, 6, 8), 3 + 6, 6),
+    "wide": (ResidualBlock, dict(filters=4, width=2.0), (2, 5, 5, 4), (2, 5, 5, 4), 2 + 4, 4),
+    "dilated": (ResidualBlock, dict(filters=4, dilation_rate=2), (2, 7, 7, 4), (2, 7, 7, 4),
+                2 + 4, 4),
+    "learnable_scale": (ResidualBlock, dict(filters=4, learnable_scale=True), (2, 5, 5, 4),
+                        (2, 5, 5, 4), 2 + 4 + 1, 4),  # + alpha
+    "no_normalization_with_bias": (ResidualBlock, dict(filters=4, normalization="none",
+                                                       use_bias=True),
+                                   (2, 5, 5, 4), (2, 5, 5, 4), 4, 0),
+    "plain": (ResidualBlock, dict(filters=4, plain=True), (2, 5, 5, 4), (2, 5, 5, 4), 2 + 4, 4),
+    "dense_projection": (ResidualBlock, dict(filters=6, form="dense", shortcut="B"), (3, 5),
+                         (3, 6), 3 + 6, 6),
+    "highway": (HighwayBlock, dict(filters=4), (2, 6, 6, 4), (2, 6, 6, 4), 1 + 2 + 2, 2),
+    "highway_strided_projection": (HighwayBlock, dict(filters=8, strides=2), (2, 8, 8, 4),
+                                   (2, 4, 4, 8), 5 + 3, 4),
+    "highway_dense": (HighwayBlock, dict(filters=5, form="dense"), (3, 5), (3, 5), 5, 2),
+    "highway_plain": (HighwayBlock, dict(filters=4, plain=True), (2, 6, 6, 4), (2, 6, 6, 4),
+                      1 + 2, 2),  # no gate
+    "multi_residual": (MultiResidualBlock, dict(filters=4, branches=3), (2, 5, 5, 4),
+                       (2, 5, 5, 4), 3 * (2 + 4), 3 * 4),
+    "shared_stack": (SharedResidualStack, dict(filters=4, steps=2), (2, 5, 5, 4),
+                     (2, 5, 5, 4), 2 + 2 * 2 * 2, 2 * 2 * 2),  # a batch-norm pair per step
+    "shared_stack_naive": (SharedResidualStack, dict(filters=4, steps=3, norm_per_step=False),
+                           (2, 5, 5, 4), (2, 5, 5, 4), 2 + 2 * 2, 2 * 2),
+    "fused_batch_norm": (FusedBatchNormalization, dict(), (2, 4, 4, 3), (2, 4, 4, 3), 2, 2),
+    "squeeze_excite_layer": (SqueezeExcite, dict(ratio=0.5), (2, 4, 4, 8), (2, 4, 4, 8), 4, 0),
+    "subsampled_conv": (Conv2D, dict(filters=3, kernel_size=1, subsample=2), (2, 5, 5, 4),
+                        (2, 3, 3, 3), 2, 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_keras_layer_test_harness(case):
+    cls, kwargs, shape, out, trainable, non_trainable = LAYER_CASES[case]
+    _layer_test(layer_cls=cls, init_kwargs=kwargs, input_shape=shape,
+                expected_output_shape=out, expected_num_trainable_weights=trainable,
+                expected_num_non_trainable_weights=non_trainable,
+                expected_num_seed_generators=1 if kwargs.get("drop_path_rate") else None,
+                # Keras's batch norm passes a mask through; the blocks take none
+                supports_masking=issubclass(cls, keras.layers.BatchNormalization),
+                run_training_check=True)
 
 
 def test_same_shaped_kernels_of_a_block_start_different_and_reproducibly():
