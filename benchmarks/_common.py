@@ -191,17 +191,15 @@ def cifar10_or_none():
 
 def compile_and_fit(model, train, epochs, optimizer, batch_size=64, validation=None,
                     callbacks=(), verbose=0):
-    """Compile ``model`` (cross-entropy on logits, accuracy) and fit it; returns the history.
+    """Compile ``model`` (cross-entropy on its logits, accuracy) and fit it, with the
+    building blocks of ``keras_resnet_lab.training.fit``; returns Keras's history.
 
-    ``train`` is ``(x, y)`` arrays or a batched ``tf.data.Dataset``.
+    ``train`` is ``(x, y)`` arrays (shuffled by Keras every epoch) or a batched
+    ``tf.data.Dataset``.
     """
-    import keras
+    from keras_resnet_lab.training.loop import run_epochs
+    from keras_resnet_lab.training.recipes import compile_classifier
 
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    kwargs = dict(epochs=epochs, verbose=verbose, callbacks=list(callbacks),
-                  validation_data=validation)
-    if isinstance(train, tuple):
-        return model.fit(train[0], train[1], batch_size=batch_size, shuffle=True, **kwargs)
-    return model.fit(train, **kwargs)
+    compile_classifier(model, optimizer)
+    return run_epochs(model, train, epochs, batch_size=batch_size, validation_data=validation,
+                      callbacks=callbacks, verbose=verbose)

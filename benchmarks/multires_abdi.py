@@ -95,7 +95,7 @@ def main(argv=None):
         seeded = _common.run_seeds(
             args, "multires",
             lambda seed: compare_multi_residual(
-                train=train, test=test, seeds=(seed,), progress_bar=not args.quiet,
+                train, test, seeds=(seed,), progress_bar=not args.quiet,
                 verbose=0 if args.quiet or args.quick else 2, **settings),
             settings)
     result = seeded.runs[0]
