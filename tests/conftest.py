@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 #: workers (``-n 3 --dist loadfile --no-loadscope-reorder``, pyproject.toml) finish together
 #: instead of one waiting on a late long file.
 LONG_FILES = ("test_lab.py", "test_reliability.py", "test_analysis.py", "test_vis.py",
-              "test_distributed.py", "test_cli.py", "test_estimation_filters.py",
+              "test_strategy.py", "test_cli.py", "test_estimation_filter_refinement.py",
               "test_analysis_scripts.py", "test_properties.py", "test_precision.py",
               "test_export.py", "test_options.py")
 
