@@ -47,7 +47,8 @@ SHORTCUTS = (1, 2, 3)
 
 def _one_blas_thread():
     """Run small linear algebra on one BLAS thread: on a busy machine OpenBLAS's threads spin
-    against each other (an eigendecomposition of 288 x 288 took 40x longer on 2 threads)."""
+    against each other, and a small eigendecomposition takes many times longer on two threads
+    than on one (benchmarks/results/timings_behind_comments.md)."""
     try:
         from threadpoolctl import threadpool_limits  # installed with scikit-learn
     except ImportError:  # pragma: no cover

@@ -4,11 +4,12 @@ Keras 3's ``BatchNormalization`` computes a training step out of separate operat
 batch mean, the squared differences, their mean, then the normalization, and in the backward
 pass the gradient of each. TensorFlow has one kernel for all of it, ``FusedBatchNormV3`` (with
 ``FusedBatchNormGradV3`` for the gradients; oneDNN on a CPU, cuDNN on a GPU), which reads the
-activations fewer times. On a 32x56x56x256 activation of ResNet-50 a forward and backward pass
-takes 0.38 s fused against 0.64 s separate on a 2-vCPU EPYC. The function is the same: the
-outputs, the gradients and the moving statistics agree to float32 rounding (tested). The
-layer's own epsilon is passed unchanged: cuDNN's lower bound on it (1e-5, which made
-TensorFlow's ``tf.nn.fused_batch_norm`` raise small epsilons to 1.001e-5) is 0 since cuDNN 7.5.
+activations fewer times, so a training step is faster (measured in
+benchmarks/results/timings_behind_comments.md and by benchmarks/models_bench.py). The function
+is the same: the outputs, the gradients and the moving statistics agree to float32 rounding
+(tested). The layer's own epsilon is passed unchanged: cuDNN's lower bound on it (1e-5, which
+made TensorFlow's ``tf.nn.fused_batch_norm`` raise small epsilons to 1.001e-5) is 0 since
+cuDNN 7.5.
 """
 
 import math
