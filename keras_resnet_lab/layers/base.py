@@ -5,6 +5,10 @@ only say how the branch ``F`` is made (:meth:`_build_branch`) and computed (:met
 this class owns everything else (a subclass defines ``_build_branch(in_channels)`` and
 ``_branch(x, pre, training)``), so every block family exposes the same parts to the analyses:
 ``shortcut(x)``, ``residual(x)`` (the scaled branch ``s * F(x)``) and ``call(x)``.
+
+The convolutions' conventions (symmetric padding, strided 1x1 as subsampling) are
+``layers/conv.py``'s; how ``norm(conv(x))`` is computed at inference (the batch norm folded
+into the convolution) is ``layers/fusion.py``'s.
 """
 
 import math
