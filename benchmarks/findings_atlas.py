@@ -53,6 +53,9 @@ def parse_args(argv=None):
                         help="worker processes (default: up to 2)")
     parser.add_argument("--no-comparisons", dest="comparisons", action="store_false",
                         help="skip the findings that train their own networks")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write atlas.json and atlas.png from what runs/ "
+                             "holds (conditions without every seed are listed as missing)")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     for key in ("depths", "recipes", "seeds", "epochs"):
@@ -78,6 +81,8 @@ def aggregate(runs, cfg):
     for depth in cfg["depths"]:
         for recipe in cfg["recipes"]:
             cond = condition_name(depth, recipe)
+            if any((depth, recipe, s) not in runs for s in cfg["seeds"]):
+                continue  # not (yet) measured for every seed: left out, listed as missing
             seeded = [runs[(depth, recipe, s)] for s in cfg["seeds"]]
             by_key = {}
             for run in seeded:
@@ -89,7 +94,7 @@ def aggregate(runs, cfg):
                 estimates = {c: over_seeds(v) for c, v in values.items()}
                 atlas.setdefault(key, {})[cond] = assess(key, estimates, cfg["seeds"],
                                                          notes=f"{cond}, {len(seeded)} seeds")
-            if depth != shallow:
+            if depth != shallow and all((shallow, recipe, s) in runs for s in cfg["seeds"]):
                 rises = {kind: [100 * (runs[(depth, recipe, s)]["train_error"][kind]
                                        - runs[(shallow, recipe, s)]["train_error"][kind])
                                 for s in cfg["seeds"]] for kind in ("plain", "residual")}
@@ -97,7 +102,7 @@ def aggregate(runs, cfg):
                     "he_degradation", {"plain_rise": over_seeds(rises["plain"]),
                                        "residual_rise": over_seeds(rises["residual"])},
                     cfg["seeds"], notes=f"depth {depth} against {shallow}, {recipe}")
-            else:
+            elif depth == shallow:
                 atlas.setdefault("he_degradation", {})[cond] = assess(
                     "he_degradation", {"plain_rise": missing("the shallowest depth"),
                                        "residual_rise": missing("the shallowest depth")},
@@ -130,27 +135,28 @@ def main(argv=None):
                         recipe_name=recipe, seed=seed, examples=cfg["examples"],
                         draws=cfg["draws"], path_samples=cfg["path_samples"],
                         result_file=cache), name)))
-    todo.sort(key=lambda t: -t[0])  # the deepest first: the pool ends together
+    # the shallowest first: an interrupted atlas holds every condition of the depths it reached
+    todo.sort(key=lambda t: t[0])
     print(f"{len(todo)} trainings to run ({len(runs)} cached)", flush=True)
 
     def done(name, count, total):
         print(f"  {name} done ({count}/{total}, {time.time() - started:.0f} s)", flush=True)
 
-    results = run_jobs([t[4] for t in todo], processes=args.processes, progress=done)
-    for (depth, recipe, seed, _, _), result in zip(todo, results):
-        runs[(depth, recipe, seed)] = result  # each job wrote its cache file as it finished
+    if not args.report_only:
+        results = run_jobs([t[4] for t in todo], processes=args.processes, progress=done)
+        for (depth, recipe, seed, _, _), result in zip(todo, results):
+            runs[(depth, recipe, seed)] = result  # each job wrote its cache as it finished
     atlas = aggregate(runs, cfg)
     columns = [condition_name(d, r) for d in cfg["depths"] for r in cfg["recipes"]]
     if args.comparisons:
         columns.append(OWN_SETTINGS)
-        for name in COMPARISONS:
-            print(f"  {name} over seeds {cfg['seeds']} ...", flush=True)
-            seeded = run_comparison(name, seeds=cfg["seeds"], smoke=cfg["smoke"],
-                                    progress_bar=False, processes=args.processes)
-            for a in seeded.assessments():
-                atlas.setdefault(a.key, {})[OWN_SETTINGS] = a
+        own = own_settings(args, cfg, run_comparison, COMPARISONS)
+        for a in own:
+            atlas.setdefault(a.key, {})[OWN_SETTINGS] = a
+    missing = [f"d{d}_{r}_s{s}" for d in cfg["depths"] for r in cfg["recipes"]
+               for s in cfg["seeds"] if (d, r, s) not in runs]
     payload = {"benchmark": "findings_atlas", "mode": "quick" if args.quick else "full",
-               "config": cfg, "columns": columns,
+               "config": cfg, "columns": columns, "missing": missing,
                "findings": {key: {cond: a.to_dict() for cond, a in by_cond.items()}
                             for key, by_cond in atlas.items()},
                "verdicts": {key: {cond: a.verdict for cond, a in by_cond.items()}
@@ -163,8 +169,33 @@ def main(argv=None):
          f"Findings atlas ({payload['mode']}): verdict per condition, 95% intervals over "
          f"seeds {', '.join(map(str, cfg['seeds']))}")
     print(table(atlas, columns))
+    if missing:
+        print(f"not measured yet (resume to add them): {', '.join(missing)}")
     print(f"atlas in {args.out} ({payload['seconds']} s)")
     return 0
+
+
+def own_settings(args, cfg, run_comparison, comparisons):
+    """The findings that train their own networks, over the atlas's seeds (cached in
+    ``runs/own_settings.json``; with ``--report-only`` only what that cache holds)."""
+    from keras_resnet_lab.findings import from_dict
+
+    cache = os.path.join(args.out, "runs", "own_settings.json")
+    done = {}
+    if os.path.exists(cache):
+        with open(cache, encoding="utf-8") as f:
+            done = json.load(f)
+    for name in comparisons:
+        if name in done or args.report_only:
+            continue
+        print(f"  {name} over seeds {cfg['seeds']} ...", flush=True)
+        seeded = run_comparison(name, seeds=cfg["seeds"], smoke=cfg["smoke"],
+                                progress_bar=False, processes=args.processes)
+        done[name] = [a.to_dict() for a in seeded.assessments()]
+        from keras_resnet_lab.atomic import atomic_write_json
+
+        atomic_write_json(done, cache)
+    return [from_dict(d) for name in comparisons for d in done.get(name, [])]
 
 
 def _label(a):
