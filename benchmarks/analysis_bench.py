@@ -48,7 +48,7 @@ def main(argv=None):
     def lesion(method):
         def run():
             results[f"lesion_{method}"] = lesion_study(
-                model, data, k_values=(), swap_counts=(), method=method, progress=False,
+                model, data, k_values=(), swap_counts=(), method=method, progress_bar=False,
                 batch_size=examples)
         return run
 

@@ -62,7 +62,7 @@ def main(argv=None):
                                 cfg["batch_size"], verbose=0 if args.quiet or args.quick else 2)
         models.append(model)
     result = lesion_study(models[0], test, plain_model=models[1], draws=cfg["draws"],
-                          seed=args.seed, progress=not args.quiet)
+                          seed=args.seed, progress_bar=not args.quiet)
     figures = [result.plot(os.path.join(args.out, "lesion.png"))]
     result.to_json(os.path.join(args.out, "lesion_result.json"))
 

@@ -217,9 +217,9 @@ def test_lesion_cached_and_naive_agree_and_plain_twin_collapses(trained_digits, 
     model, plain, (x, y) = trained_digits
     k_values, swaps = range(1, 7), range(1, 5)
     cached = lesion_study(model, (x, y), plain_model=plain, k_values=k_values, draws=2,
-                          swap_counts=swaps, progress=False)
+                          swap_counts=swaps, progress_bar=False)
     naive = lesion_study(model, (x, y), k_values=k_values, draws=2, swap_counts=swaps,
-                         method="naive", progress=False)
+                         method="naive", progress_bar=False)
     a, b = cached.to_dict(), naive.to_dict()
     for key in ("intact_error", "single_error", "single_loss", "random_k", "reorder"):
         assert a[key] == b[key], key

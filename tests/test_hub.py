@@ -185,7 +185,7 @@ def test_converted_model_analyses_exports_and_reloads(tmp_path):
     x = _images(16, n=6)
     y = np.argmax(np.asarray(model(x)), axis=-1)  # the intact model is right on every example
     result = lesion_study(model, (x, y), k_values=[1], draws=2, swap_counts=(),
-                          progress=False)
+                          progress_bar=False)
     names = [b.name for b in blocks(model)]
     assert names == ["stage1_block1", "stage2_block1", "stage2_block2"]
     assert result.block_names == names and result.intact_error == 0.0

@@ -291,7 +291,7 @@ def test_zero_branches_lesion_changes_nothing():
     model = _zero_branch_net()
     x = _images(48)
     y = _own_labels(model, x)
-    result = lesion_study(model, (x, y), swap_counts=[1, 2], progress=False)
+    result = lesion_study(model, (x, y), swap_counts=[1, 2], progress_bar=False)
     # 4 blocks: k = 1..max(1, 4 // 3) = 1, 20 draws; every lesion keeps every prediction.
     assert [r["k"] for r in result.random_k] == [1] and len(result.random_k[0]["errors"]) == 20
     assert result.intact_error == 0.0 and result.single_error == [0.0] * 4
@@ -314,7 +314,7 @@ def test_one_dominant_block_is_the_only_costly_deletion():
     x = _images(64)
     y = _own_labels(model, x)
     result = lesion_study(model, (x, y), k_values=[1], draws=20, swap_counts=(),
-                          progress=False)
+                          progress_bar=False)
     errors = dict(zip(result.block_names, result.single_error))
     assert errors.pop("stage1_block2") > 0.3  # 3 classes: chance is 0.67
     assert set(errors.values()) == {0.0}
@@ -335,7 +335,7 @@ def test_untrained_plain_twin_makes_the_lesion_finding_inconclusive(trained_digi
     untrained = cifar_network(2, widths=(8, 16, 32), input_shape=x.shape[1:], num_classes=10,
                               plain=True, shortcut="A")
     result = lesion_study(model, (x, y), plain_model=untrained, k_values=[1], swap_counts=(),
-                          progress=False)
+                          progress_bar=False)
     assert result.plain.random_k == [] and result.plain.reorder == []
     single = result.assessments(resamples=200)[0]
     assert single.verdicts["plain_intact_error"] == NOT_HELD  # chance: about 90% error
@@ -456,7 +456,7 @@ def _check(assessments, keys, undefined=()):
 def test_assessments_on_the_trained_digits_net(trained_digits, tmp_path):
     model, plain, (x, y) = trained_digits
     data = (x[:200], y[:200])
-    lesions = lesion_study(model, data, plain_model=plain, progress=False)
+    lesions = lesion_study(model, data, plain_model=plain, progress_bar=False)
     # Defaults: 20 draws, k = 1..6 // 3, swaps 1, 2, 4 (4 blocks keep their shape).
     assert [r["k"] for r in lesions.random_k] == [1, 2]
     assert {len(r["errors"]) for r in lesions.random_k} == {20}

@@ -292,9 +292,9 @@ def _analyses(m):
     return {
         "lesion_study": (analysis.lesion_study, dict(model=chain, data=data, draws=1,
                                                      k_values=[1], swap_counts=(),
-                                                     progress=False), [
+                                                     progress_bar=False), [
             "model", "data", "plain_model", "k_values", "draws", "swap_counts", "seed",
-            "batch_size", "method", "max_examples", "progress"]),
+            "batch_size", "method", "max_examples", "progress_bar"]),
         "path_gradients": (analysis.path_gradients, dict(quiet, samples_per_length=2,
                                                          lengths=[0, 1]), [
             "model", "data", "samples_per_length", "lengths", "quantity", "batched",

@@ -90,7 +90,7 @@ def test_analyses_refuse_non_finite_models(digits16):
     layer = model.get_layer("predictions")
     layer.kernel.assign(np.full(layer.kernel.shape, np.inf, "float32"))
     with pytest.raises(ValueError, match="not finite"):
-        lesion_study(model, (x[:16], y[:16]), progress=False)
+        lesion_study(model, (x[:16], y[:16]), progress_bar=False)
 
 
 def _bad_model_file(kind, tmp_path):

@@ -92,7 +92,7 @@ def test_numpy_booleans_are_booleans():
 
 @pytest.mark.parametrize("call, name", [
     (lambda m, d: refinement(m, d, lesions="no", progress_bar=False), "lesions"),
-    (lambda m, d: lesion_study(m, d, progress="no", draws=1), "progress"),
+    (lambda m, d: lesion_study(m, d, progress_bar="no", draws=1), "progress_bar"),
     (lambda m, d: block_similarity(m, d, include_stem="False", progress_bar=False),
      "include_stem"),
     (lambda m, d: path_gradients(m, d, 2, batched="no", progress_bar=False), "batched"),
@@ -203,13 +203,13 @@ def test_a_model_without_blocks_is_refused(data, analysis):
 ])
 def test_bad_labels_are_refused_before_tensorflow_sees_them(tiny, data, labels, said):
     with pytest.raises(ValueError, match=said):
-        lesion_study(tiny, (data[0], np.array(labels)), draws=1, progress=False)
+        lesion_study(tiny, (data[0], np.array(labels)), draws=1, progress_bar=False)
 
 
 def test_whole_number_float_labels_and_one_hot_rows_are_accepted(tiny, data):
     x, y = data
-    as_float = lesion_study(tiny, (x, y.astype("float32")), draws=1, progress=False)
-    one_hot = lesion_study(tiny, (x, np.eye(3)[y]), draws=1, progress=False)
+    as_float = lesion_study(tiny, (x, y.astype("float32")), draws=1, progress_bar=False)
+    one_hot = lesion_study(tiny, (x, np.eye(3)[y]), draws=1, progress_bar=False)
     assert as_float.intact_error == one_hot.intact_error
 
 
@@ -260,7 +260,7 @@ def test_counts_that_would_run_for_hours_are_refused(tiny, data):
     with pytest.raises(ValueError, match="`n_blocks` must be at most 10,000"):
         path_lengths(10 ** 9)
     with pytest.raises(ValueError, match="`draws` must be at most 10,000"):
-        lesion_study(tiny, data, draws=10 ** 7, progress=False)
+        lesion_study(tiny, data, draws=10 ** 7, progress_bar=False)
     with pytest.raises(ValueError, match="`steps` must be at most 10,000"):
         SharedResidualStack(4, steps=10 ** 6)
 

@@ -443,7 +443,7 @@ def default_swap_counts(movable):
 
 
 def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap_counts=None,
-                 seed=0, batch_size=256, method="cached", max_examples=None, progress=True):
+                 seed=0, batch_size=256, method="cached", max_examples=None, progress_bar=True):
     """Veit et al.'s lesion study (arXiv 1605.06431): delete one block, k random blocks, or
     reorder blocks.
 
@@ -469,7 +469,7 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap
             only from the first changed block on (on the cached activation); ``"naive"`` builds
             each lesioned model and runs it from the input. Both give the same numbers.
         max_examples: use only the first examples of ``data``.
-        progress: show a progress bar.
+        progress_bar: show a progress bar.
 
     Returns:
         :class:`LesionResult`.
@@ -483,7 +483,7 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap
     draws = count("draws", draws)
     seed = seed_check("seed", seed)
     batch_size = positive_int("batch_size", batch_size)
-    progress = boolean("progress", progress)
+    progress_bar = boolean("progress_bar", progress_bar)
     if plain_model is not None:
         keras_model("plain_model", plain_model)
     if k_values is not None:
@@ -491,7 +491,8 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap
     if swap_counts is not None:
         swap_counts = int_list("swap_counts", swap_counts, 1, allow_empty=True)
     x, y = check_data(model, data, max_examples)
-    options = dict(seed=seed, batch_size=batch_size, method=method, progress=progress)
+    options = dict(seed=seed, batch_size=batch_size, method=method,
+                   progress_bar=progress_bar)
     result = _study(model, x, y, k_values, draws, swap_counts, **options)
     if plain_model is not None:
         n = len(result.block_names)
@@ -502,7 +503,8 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap
     return result
 
 
-def _study(model, x, y, k_values, draws, swap_counts, *, seed, batch_size, method, progress):
+def _study(model, x, y, k_values, draws, swap_counts, *, seed, batch_size, method,
+           progress_bar):
     steps = chain_steps(model)
     names = [s.name for s in steps if s.block is not None]
     if not names or len(set(names)) != len(names):
@@ -534,7 +536,7 @@ def _study(model, x, y, k_values, draws, swap_counts, *, seed, batch_size, metho
         labels.append(("reorder", (swaps, kendall_tau(order))))
 
     intact, scores = evaluate_plans(model, (x, y), plans, batch_size=batch_size,
-                                    cached=method == "cached", progress_bar=progress,
+                                    cached=method == "cached", progress_bar=progress_bar,
                                     desc=f"lesion {model.name}")
     single_error, single_loss, random_k, reorder = [], [], {}, []
     single_correct, k_correct, reorder_correct = [], {}, []

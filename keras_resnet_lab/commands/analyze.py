@@ -142,7 +142,7 @@ def _model_experiment(args, model, plain, data):
         from keras_resnet_lab.analysis.lesion import lesion_study
 
         result = lesion_study(model, data, plain_model=plain, draws=args.draws, seed=args.seed,
-                              progress=show)
+                              progress_bar=show)
         lines = [f"intact error {result.intact_error:.3f}; one block deleted: error from "
                  f"{min(result.single_error):.3f} to {max(result.single_error):.3f}"]
         return result, result.assessments(seed=args.seed), lines

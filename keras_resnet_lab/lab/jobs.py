@@ -119,7 +119,7 @@ def analyse_pair(residual, plain, data, *, seed=0, draws=20, path_samples=64,
 
     compute = {
         "lesion": lambda: lesion_study(residual, data, plain_model=plain, draws=draws,
-                                       seed=seed, progress=False),
+                                       seed=seed, progress_bar=False),
         "paths": lambda: path_gradients(residual, data, samples_per_length=path_samples,
                                         seed=seed, progress_bar=False),
         "refinement": lambda: refinement(residual, data, progress_bar=False),
