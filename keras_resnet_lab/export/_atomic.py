@@ -8,13 +8,11 @@ old one aside first, renames the new one in, and only then deletes the old one.
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import uuid
 
 from keras_resnet_lab import outdir
-from keras_resnet_lab.atomic import atomic_path
 from keras_resnet_lab.outdir import ensure_free_space, folder_lock, remove_stale
 
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -144,14 +142,3 @@ def commit(tmp, target, overwrite):
     # export to it (remove_stale), never put back since the target exists.
     shutil.rmtree(old, ignore_errors=True)
 
-
-#: Yield a temporary file path next to ``path``; on success it replaces ``path`` atomically.
-atomic_file = atomic_path
-
-
-def write_json(path, data):
-    """Write ``data`` as indented JSON to ``path`` atomically (temp file + ``os.replace``)."""
-    with atomic_file(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")

@@ -11,7 +11,7 @@ import numbers
 import os
 import platform
 
-from keras_resnet_lab.export._atomic import write_json
+from keras_resnet_lab.atomic import atomic_write_json
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -49,7 +49,7 @@ class Manifest:
 
     def to_json(self, path):
         """Write the manifest to ``path`` atomically."""
-        write_json(path, self.to_dict())
+        atomic_write_json(self.to_dict(), path, allow_nan=True)
 
     def output(self, name):
         """The output entry called ``name`` (ValueError listing the names otherwise)."""

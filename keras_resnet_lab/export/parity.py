@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from keras_resnet_lab._checks import number_in, positive_int
-from keras_resnet_lab.export._atomic import write_json
+from keras_resnet_lab.atomic import atomic_write_json
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_BATCH = 8
@@ -83,20 +83,15 @@ class ParityReport:
 
     def to_json(self, path):
         """Write :meth:`to_dict` to ``path`` atomically."""
-        write_json(path, self.to_dict())
+        atomic_write_json(self.to_dict(), path, allow_nan=True)
 
     def plot(self, path):
         """Bar chart (log scale) of the max abs diff per output, with the tolerance line."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from keras_resnet_lab.export._atomic import atomic_file
+        from keras_resnet_lab.atomic import new_figure, save_figure
 
         names = list(self.max_abs_diff)
         values = [max(self.scaled_diff[n], 1e-12) for n in names]
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(names) + 2), 3.5))
+        fig, (ax,) = new_figure(1, width=max(4.0, 0.4 * len(names) + 2), height=3.5)
         judged = self.criterion == "max_abs_diff"
         ax.bar(range(len(names)), values, color=["C3" if judged and v > self.tolerance else "C0"
                                                  for v in values])
@@ -111,10 +106,7 @@ class ParityReport:
         ax.set_title(title, fontsize=9)
         if judged:
             ax.legend()
-        fig.tight_layout()
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, path, dpi=120)
 
 
 def parity_batch(input_shape, dtype="float32", sample=None, batch_size=DEFAULT_BATCH,
