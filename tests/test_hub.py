@@ -174,7 +174,7 @@ def test_preprocessor_runs_outside_the_converted_model():
     assert _relative(model(images), classifier(images)) <= TOLERANCE
 
 
-def test_converted_model_analyses_exports_and_reloads(tmp_path):
+def test_converted_model_analyses_visualizes_exports_and_reloads(tmp_path):
     from keras_resnet_lab.analysis import lesion_study
     from keras_resnet_lab.export import export_onnx
 
@@ -191,6 +191,12 @@ def test_converted_model_analyses_exports_and_reloads(tmp_path):
     assert result.block_names == names and result.intact_error == 0.0
     assert len(result.single_loss) == 3 and np.all(np.isfinite(result.single_loss))
     assert max(abs(loss - result.intact_loss) for loss in result.single_loss) > 1e-4
+
+    from keras_resnet_lab.vis import cam, saliency
+
+    maps = cam(model, x[:2], block="stage2_block1").maps
+    assert maps.shape == (2, 16, 16) and np.all(np.isfinite(maps)) and maps.max() > 0
+    assert saliency(model, x[:2]).maps.shape[:3] == (2, 16, 16)
 
     manifest = export_onnx(model, tmp_path / "onnx", sample=x[:2])
     assert manifest.parity["passed"]
