@@ -85,7 +85,7 @@ def main(argv=None):
             models["resnet"], twin=models["plain"], method="images",
             refinement_view=refinement_view,
             stages=[cfg["image_stage"]], channels=cfg["image_channels"], seed=args.seed,
-            image_options={"steps": cfg["image_steps"], "seed": args.seed, "progress": False,
+            image_options={"steps": cfg["image_steps"], "seed": args.seed, "progress_bar": False,
                            "grayscale": cfg["dataset"] != "cifar10"})
         figures.append(images.plot(os.path.join(args.out, "filter_refinement_images.png")))
         numbers["images"] = {"stage": cfg["image_stage"], "resnet_score": images.score,

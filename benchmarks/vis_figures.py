@@ -98,7 +98,7 @@ def main(argv=None):
     _, (x_test, y_test) = load_digits(image_size=args.image_size, channels=3)
     shown, _, value_range = digits_for_model(models["residual"], 8)
     options = dict(steps=args.steps, seed=args.seed, input_range=value_range, grayscale=True,
-                   progress=False)
+                   progress_bar=False)
 
     # Refinement view: every filter at every block of every stage.
     refinement = {}

@@ -296,7 +296,7 @@ def test_filter_refinement_images_are_the_refinement_view_correlations():
     from keras_resnet_lab.vis.refinement import image_correlation, refinement_view
 
     model = _net(2, widths=(4,))
-    options = {"steps": 2, "seed": 0, "progress": False}
+    options = {"steps": 2, "seed": 0, "progress_bar": False}
     result = filter_refinement(model, method="images", channels=3, image_options=options,
                                refinement_view=refinement_view)
     view = refinement_view(model, 1, [0, 1, 2], **options)

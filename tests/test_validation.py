@@ -140,7 +140,7 @@ def test_filter_maximization_refuses_a_model_with_nan_weights():
     from keras_resnet_lab.vis import maximize_filter
 
     with pytest.raises(ValueError, match="NaN"):
-        maximize_filter(_nan_model(), 0, 0, steps=1, progress=False)
+        maximize_filter(_nan_model(), 0, 0, steps=1, progress_bar=False)
 
 
 # -- 10. raw errors, empty lists, no blocks, labels, memory, run time -------------------------

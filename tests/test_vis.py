@@ -158,7 +158,7 @@ def test_odd_batches_through_projection_shortcuts_do_not_crash():
         "x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype('float32')\n"
         "assert saliency(m, x[:1]).maps.shape == (1, 16, 16)\n"
         "assert cam(m, x, block=0).maps.shape == (3, 16, 16)\n"
-        "assert maximize_filter(m, 0, 1, steps=2, progress=False).images.shape[0] == 1\n"
+        "assert maximize_filter(m, 0, 1, steps=2, progress_bar=False).images.shape[0] == 1\n"
         "print('ok')\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -171,7 +171,7 @@ def test_maximization_raises_the_activation_well_above_blank_and_random(trained_
     model, _, (x_test, _) = trained_digits
     value_range = (float(x_test.min()), float(x_test.max()))
     result = maximize_filter(model, -1, [0, 1, 2, 3, 4, 5], steps=60, input_range=value_range,
-                             progress=False)
+                             progress_bar=False)
     activation = np.array(result.activation)
     baseline = np.maximum(np.array(result.blank_activation), np.array(result.random_activation))
     assert result.images.shape == (6, 16, 16, 3)
@@ -185,7 +185,7 @@ def test_maximization_raises_the_activation_well_above_blank_and_random(trained_
 
 
 def test_maximization_is_deterministic_under_a_seed(tiny):
-    kwargs = dict(steps=6, jitter=1, rotation=3.0, blur=0.5, progress=False)
+    kwargs = dict(steps=6, jitter=1, rotation=3.0, blur=0.5, progress_bar=False)
     state = np.random.get_state()[1].copy()  # noqa: NPY002
     first = maximize_filter(tiny, "stage2_block1", [0, 5], seed=3, **kwargs)
     second = maximize_filter(tiny, "stage2_block1", [0, 5], seed=3, **kwargs)
@@ -200,23 +200,23 @@ def test_maximization_is_deterministic_under_a_seed(tiny):
 
 
 def test_grayscale_maximization_keeps_channels_equal(tiny):
-    result = maximize_filter(tiny, 0, 2, steps=4, grayscale=True, progress=False)
+    result = maximize_filter(tiny, 0, 2, steps=4, grayscale=True, progress_bar=False)
     np.testing.assert_allclose(result.images, result.images[..., :1].repeat(3, axis=-1))
 
 
 def test_branch_view_maximizes_shortcut_branch_and_output(tmp_path):
     model = _tiny(blocks=2)
-    view = branch_view(model, "stage2_block1", [0, 3, 4, 7], steps=4, progress=False,
+    view = branch_view(model, "stage2_block1", [0, 3, 4, 7], steps=4, progress_bar=False,
                        path=tmp_path / "branch.png")
     assert view.targets == ["shortcut", "residual", "output"]
     assert view.zero_padded == [4, 7]  # option A pads 4 input channels up to 8
     for target in view.targets:
         assert view.results[target].images.shape == (4, 8, 8, 3)
     assert (tmp_path / "branch.png").read_bytes()[:8] == PNG
-    plain = branch_view(_tiny(blocks=2, plain=True), 1, [0], steps=2, progress=False)
+    plain = branch_view(_tiny(blocks=2, plain=True), 1, [0], steps=2, progress_bar=False)
     assert plain.targets == ["residual", "output"] and plain.zero_padded == []
     projected = branch_view(_tiny(blocks=2, shortcut="B"), "stage2_block1", [7], steps=2,
-                            progress=False)
+                            progress_bar=False)
     assert projected.zero_padded == [] and "shortcut" in projected.targets
     residual = target_model(model, "stage2_block2", "residual")
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
@@ -227,7 +227,7 @@ def test_branch_view_maximizes_shortcut_branch_and_output(tmp_path):
 
 def test_refinement_grid_has_one_panel_per_block_of_the_stage(tmp_path):
     model = _tiny(blocks=3)
-    view = refinement_view(model, stage=2, filter_index=[1, 6], steps=4, progress=False,
+    view = refinement_view(model, stage=2, filter_index=[1, 6], steps=4, progress_bar=False,
                            path=tmp_path / "refinement.png")
     assert view.blocks == ["stage2_block1", "stage2_block2", "stage2_block3"]
     assert view.images.shape == (2, 3, 8, 8, 3)
@@ -238,7 +238,7 @@ def test_refinement_grid_has_one_panel_per_block_of_the_stage(tmp_path):
     assert (tmp_path / "refinement.png").read_bytes()[:8] == PNG
     assert len(view.same_filter_similarity) == 2
     assert -1.0 <= view.other_filter_similarity <= 1.0
-    single = refinement_view(model, stage=1, filter_index=0, steps=2, progress=False)
+    single = refinement_view(model, stage=1, filter_index=0, steps=2, progress_bar=False)
     assert single.images.shape[:2] == (1, 3) and single.other_filter_similarity is None
     json.loads(json.dumps(view.to_dict()))
 
@@ -255,7 +255,7 @@ def test_cross_stage_matching_finds_the_identity_shortcut_channels(trained_digit
     greedy = match_filters(plain, 1, x, matching="greedy", maximize=False)
     assert greedy.identity_fraction <= 0.5
     assert len({j for _, j in greedy.pairs}) == 8  # one-to-one
-    shown = match_filters(model, 2, x[:32], top_k=2, steps=3, progress=False,
+    shown = match_filters(model, 2, x[:32], top_k=2, steps=3, progress_bar=False,
                           path=tmp_path / "matching.png")
     assert shown.source_images.shape == (2, 16, 16, 3)
     assert (tmp_path / "matching.png").read_bytes()[:8] == PNG
@@ -269,7 +269,7 @@ def test_bad_inputs_say_what_is_allowed(tiny, images8):
     with pytest.raises(ValueError, match=r"class_index.*\[0, 2\]"):
         saliency(tiny, images8, 3)
     with pytest.raises(ValueError, match=r"filter_index.*\[0, 7\]"):
-        maximize_filter(tiny, -1, 8, steps=1, progress=False)
+        maximize_filter(tiny, -1, 8, steps=1, progress_bar=False)
     with pytest.raises(ValueError, match=r"\(N, 8, 8, 3\).*rejected, not resized.*resize_images"):
         cam(tiny, np.zeros((2, 16, 16, 3)))
     with pytest.raises(ValueError, match="method"):

@@ -493,7 +493,7 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
         max_examples: use only the first examples of ``data`` (``"activations"``).
         image_options: for ``"images"``, keyword arguments of
             :func:`keras_resnet_lab.vis.maximize_filter` (default ``{"seed": seed,
-            "progress": False}``; e.g. ``steps``, ``input_range``, ``grayscale``).
+            "progress_bar": False}``; e.g. ``steps``, ``input_range``, ``grayscale``).
         refinement_view: for ``"images"``, the function that makes the images:
             :func:`keras_resnet_lab.vis.refinement_view` (or one with its signature and
             result), passed in because the analysis package does not import the
@@ -547,7 +547,7 @@ def filter_refinement(model, data=None, *, twin=None, method="activations", stag
             raise ValueError("method='images' needs `refinement_view`: pass "
                              "keras_resnet_lab.vis.refinement_view (the images come from the "
                              f"visualization package), got {refinement_view!r}.")
-        options = {"seed": seed, "progress": False}
+        options = {"seed": seed, "progress_bar": False}
         options.update(image_options or {})
         correlations = [_image_correlations(m, pairs, channels, options, refinement_view)
                         for m in models]

@@ -128,7 +128,7 @@ def _draw(args, model, info, images, value_range, out):
     # Activation maximization: the images set the input range (and grey images stay grey).
     grey = images.shape[-1] > 1 and bool(np.allclose(images, images[..., :1]))
     options = dict(steps=args.steps, seed=args.seed, input_range=value_range, grayscale=grey,
-                   progress=not args.quiet)
+                   progress_bar=not args.quiet)
     channels = int(info.layer.output.shape[-1])
     if args.filter is not None:
         filters = [args.filter]

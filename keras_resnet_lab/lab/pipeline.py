@@ -277,7 +277,7 @@ class Lab:
         for kind in ("residual", "plain"):
             view = refinement_view(self.model(kind), stage=2,
                                    filter_index=list(range(s["vis_filters"])),
-                                   steps=s["vis_steps"], seed=self.config.seed, progress=False,
+                                   steps=s["vis_steps"], seed=self.config.seed, progress_bar=False,
                                    path=self.path("figures", f"refinement_{kind}.png"))
             views[kind] = {"same_filter": view.mean_same_filter_similarity,
                            "other_filters": view.other_filter_similarity,

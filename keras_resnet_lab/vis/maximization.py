@@ -242,7 +242,7 @@ def _input_modifiers(lib, rank, jitter, rotation, seed, input_range, blur=0.0, g
 def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=100, seed=0,
                     input_range=(-3.0, 3.0), learning_rate=0.05, tv_weight=3.0, l2_weight=0.03,
                     jitter=None, cumulative_jitter=False, rotation=0.0, blur=0.0,
-                    grayscale=False, progress=True, path=None):
+                    grayscale=False, progress_bar=True, path=None):
     """Activation maximization of one (or several) channels of a block, with tf-keras-vis.
 
     Optimizes an input so that the spatial mean of channel ``filter_index`` of the block's
@@ -275,7 +275,7 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
             (0 disables it).
         grayscale: keep the image grey (equal channels), as for the digits, whose three
             channels are copies.
-        progress: show a tqdm progress bar.
+        progress_bar: show a tqdm progress bar.
         path: if given, a PNG grid is written there.
 
     Returns:
@@ -299,7 +299,7 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
     seed = check_seed(seed)
     grayscale = boolean("grayscale", grayscale)
     cumulative_jitter = boolean("cumulative_jitter", cumulative_jitter)
-    progress = boolean("progress", progress)
+    progress_bar = boolean("progress_bar", progress_bar)
     low, high = check_range("input_range", input_range)
     number_in("learning_rate", learning_rate, 0.0, None, low_open=True)
     number_in("tv_weight", tv_weight, 0.0)
@@ -340,7 +340,7 @@ def maximize_filter(model, block=-1, filter_index=0, *, target="output", steps=1
     maximizer.model = compiled
     callback = _tkv.make_progress_callback(
         steps, f"maximize {info.name} {target} {filters if len(filters) < 5 else ''}".strip(),
-        progress)
+        progress_bar)
     modifiers = _input_modifiers(lib, len(batch), jitter, float(rotation), seed, (low, high),
                                  float(blur), bool(grayscale), shape[-1],
                                  bool(cumulative_jitter))
