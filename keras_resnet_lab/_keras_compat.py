@@ -58,14 +58,25 @@ def _attribute(obj, attribute, name):
 
 
 # -- the graph of a functional model ---------------------------------------------------------
+def _history(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None or history.operation is None else history
+
+
+def producing_operation(tensor):
+    """The operation (a layer) whose call made the symbolic ``tensor``, or None for a tensor
+    that no operation made (an eager tensor, a bare ``KerasTensor``)."""
+    history = _history(tensor)
+    return None if history is None else history.operation
+
+
 def producer(tensor):
     """``(operation, node)``: the operation whose call (``node``) made the symbolic ``tensor``,
     or None for a tensor that no operation made (an eager tensor, a bare ``KerasTensor``)."""
-    history = getattr(tensor, "_keras_history", None)
-    if history is None or history.operation is None:
+    history = _history(tensor)
+    if history is None:
         return None
-    operation = history.operation
-    return operation, inbound_nodes(operation)[history.node_index]
+    return history.operation, inbound_nodes(history.operation)[history.node_index]
 
 
 def inbound_nodes(operation):

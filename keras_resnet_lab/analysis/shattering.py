@@ -16,6 +16,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from keras_resnet_lab import _keras_compat
 from keras_resnet_lab._checks import (
     MAX_COUNT,
     boolean,
@@ -119,7 +120,7 @@ def calibrate_batch_norm(model, x):
     Example:
         >>> calibrate_batch_norm(net, line_inputs)
     """
-    norms = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+    norms = [layer for layer in _keras_compat.flatten_layers(model)
              if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return model

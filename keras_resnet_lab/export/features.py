@@ -16,6 +16,7 @@ import dataclasses
 
 import keras
 
+from keras_resnet_lab import _keras_compat
 from keras_resnet_lab.models import blocks
 
 STEM = "stem"
@@ -60,8 +61,8 @@ def _graph(model):
     """The functional graph of ``model`` (a Sequential model's inner functional model)."""
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a keras.Model, got {type(model).__name__}.")
-    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
-    if graph is None or not hasattr(graph, "_nodes_by_depth"):
+    graph = _keras_compat.functional_graph(model)
+    if graph is None:
         raise ValueError(f"cannot export model '{model.name}': export needs a functional (or "
                          "built Sequential) model; subclassed models have no graph of blocks.")
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -71,19 +72,14 @@ def _graph(model):
     return graph
 
 
-def _producer(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return history[0] if history else None
-
-
 def _block_node(graph, info, graph_nodes):
-    nodes = [node for node in info.layer._inbound_nodes if node in graph_nodes]
+    nodes = [node for node in _keras_compat.inbound_nodes(info.layer) if node in graph_nodes]
     if len(nodes) != 1:
         raise ValueError(f"cannot export model '{graph.name}': block '{info.name}' is applied "
                          f"{len(nodes)} times in it; export needs a chain in which each block "
                          "is applied once (not an unrolled or weight-shared model).")
     node = nodes[0]
-    if len(node.input_tensors) != 1 or len(node.output_tensors) != 1:
+    if len(_keras_compat.node_inputs(node)) != 1 or len(_keras_compat.node_outputs(node)) != 1:
         raise ValueError(f"cannot export model '{graph.name}': block '{info.name}' must take "
                          "one tensor and give one.")
     return node
@@ -117,21 +113,21 @@ def feature_tensors(model):
         chain = blocks(model)
     except ValueError as error:
         raise ValueError(f"cannot export model '{model.name}': {error}") from error
-    graph_nodes = {node for nodes in graph._nodes_by_depth.values() for node in nodes}
+    graph_nodes = _keras_compat.graph_nodes(graph)
     result = []
     previous = None
     for info in chain:
         node = _block_node(graph, info, graph_nodes)
-        x, y = node.input_tensors[0], node.output_tensors[0]
+        x, y = _keras_compat.node_inputs(node)[0], _keras_compat.node_outputs(node)[0]
         if previous is None:
-            stem = _producer(x)
+            stem = _keras_compat.producing_operation(x)
             shape, dtype = _spec(x)
             result.append((FeatureOutput(STEM, "stem", None, None, None,
                                          stem.name if stem is not None else "input",
                                          type(stem).__name__ if stem is not None else "Input",
                                          shape, dtype), x))
         elif x is not previous[1]:
-            between = _producer(x)
+            between = _keras_compat.producing_operation(x)
             raise ValueError(
                 f"cannot export model '{model.name}': it is not a chain of blocks: block "
                 f"'{info.name}' takes the output of layer "
@@ -143,7 +139,7 @@ def feature_tensors(model):
                                      dtype), y))
         previous = (info.name, y)
     out = graph.outputs[0]
-    last = _producer(out)
+    last = _keras_compat.producing_operation(out)
     shape, dtype = _spec(out)
     result.append((FeatureOutput(OUTPUT, "output", None, None, None, last.name,
                                  type(last).__name__, shape, dtype), out))

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_resnet_lab import _keras_compat
 from keras_resnet_lab._checks import memory, positive_int, sequence, text, text_or
 from keras_resnet_lab.models.builder import head
 from keras_resnet_lab.models.chain import blocks
@@ -12,7 +13,7 @@ STEM_PREFIX = "stem"
 def _batch_norms(layer):
     if isinstance(layer, keras.layers.BatchNormalization):
         yield layer
-    for sub in getattr(layer, "_layers", []):
+    for sub in _keras_compat.sublayers(layer):
         yield from _batch_norms(sub)
 
 

@@ -22,6 +22,8 @@ import contextlib
 
 import keras
 
+from keras_resnet_lab import _keras_compat
+
 __all__ = ["POLICIES", "float32_outputs", "mixed_precision_model", "policy_scope",
            "resolve_policy"]
 
@@ -80,13 +82,11 @@ def policy_scope(policy):
 
 
 def _producer(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    if history is None or history.operation is None:
+    made = _keras_compat.producer(tensor)
+    if made is None:
         raise ValueError("model must be a functional keras.Model (its outputs must come from "
                          "layers called on keras.Input tensors)")
-    layer = history.operation
-    node = layer._inbound_nodes[history.node_index]
-    return layer, node
+    return made
 
 
 def float32_outputs(model):
@@ -124,7 +124,8 @@ def float32_outputs(model):
             return tensor
         layer, node = _producer(tensor)
         layer.dtype_policy = "float32"
-        result = layer(*node.arguments.args, **node.arguments.kwargs)
+        args, kwargs = _keras_compat.node_arguments(node)
+        result = layer(*args, **kwargs)
         if isinstance(result, (list, tuple, dict)):
             raise ValueError(f"output layer {layer.name!r} returns several tensors; "
                              "float32_outputs supports single-tensor output layers")

@@ -22,6 +22,7 @@ import itertools
 
 import keras
 
+from keras_resnet_lab import _keras_compat
 from keras_resnet_lab._checks import boolean, number_in, one_of, positive_int
 from keras_resnet_lab.training.losses import classification_loss
 from keras_resnet_lab.training.optimizers import CoupledWeightDecaySGD
@@ -371,9 +372,9 @@ def _output_layer(model):
     """The layer that produces ``model``'s (single) output."""
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) == 1:
-        history = getattr(outputs[0], "_keras_history", None)
-        if history is not None and history.operation is not None:
-            return history.operation
+        operation = _keras_compat.producing_operation(outputs[0])
+        if operation is not None:
+            return operation
     if not model.layers:
         raise ValueError(f"model must have at least one layer, got model={model.name!r}")
     return model.layers[-1]

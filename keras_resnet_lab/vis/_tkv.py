@@ -21,6 +21,8 @@ import warnings
 
 import numpy as np
 
+from keras_resnet_lab import _keras_compat
+
 
 @functools.lru_cache(maxsize=1)
 def tkv():
@@ -79,7 +81,7 @@ def num_classes(model):
 
 def output_activation(model):
     """Name of the activation of the layer producing ``model``'s output ("linear" for logits)."""
-    layer = model.outputs[0]._keras_history.operation
+    layer = _keras_compat.producing_operation(model.outputs[0])
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", "linear") if activation is not None else "linear"
 
