@@ -8,7 +8,7 @@ and the standard deviation shrinks block after block inside every stage. The las
 stage has error 0 by definition and is not part of the criteria. The full mode also measures a
 highway network (the paper's other subject) and reports its numbers.
 
-    python benchmarks/estimation_greff.py --quick --out /tmp/estimation   # ~30 s
+    python benchmarks/estimation_greff.py --quick --out /tmp/estimation
     python benchmarks/estimation_greff.py --out results/estimation        # ResNet-56 v2 + highway
 """
 

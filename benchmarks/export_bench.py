@@ -25,7 +25,7 @@ Ratios (one JSON, ``export_bench.json``, and ``export_bench.png``):
 
 Usage:
     python benchmarks/export_bench.py --out benchmarks/results
-    python benchmarks/export_bench.py --quick --out /tmp/bench      # < 60 s
+    python benchmarks/export_bench.py --quick --out /tmp/bench
 """
 
 import os

@@ -9,7 +9,7 @@ is high for the ResNet, at every pair, and near 0 for the plain twin, where noth
 channel j of one block to channel j of the next. The full mode also scores Chu et al.'s own
 view, the activation-maximization images of the channels (``method="images"``), on stage 2.
 
-    python benchmarks/filters_chu.py --quick --out /tmp/filters   # ~35 s
+    python benchmarks/filters_chu.py --quick --out /tmp/filters
     python benchmarks/filters_chu.py --out results/filters        # ResNet-20 + plain-20
 """
 

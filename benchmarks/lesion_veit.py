@@ -6,7 +6,7 @@ Kendall tau). The finding: deleting one block barely changes the ResNet's error 
 downsampling blocks), deleting one layer of the plain twin sends it to about chance, and the
 error grows smoothly with the number of deleted blocks and with the amount of reordering.
 
-    python benchmarks/lesion_veit.py --quick --out /tmp/lesion     # ResNet-32 v2, 8x8, ~40 s
+    python benchmarks/lesion_veit.py --quick --out /tmp/lesion     # ResNet-32 v2, 8x8
     python benchmarks/lesion_veit.py --out results/lesion          # ResNet-56 v2, 32x32
 
 Full mode uses CIFAR-10 when it is prepared for tensorflow-datasets, else the digits at 32x32.

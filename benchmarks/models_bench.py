@@ -47,8 +47,8 @@ Writes ``models_bench.json`` (environment, settings, FLOPs, every raw timing, ra
 ``models_bench.png`` (the ratios) into ``--out``.
 
 Usage:
-    python benchmarks/models_bench.py                     # 224x224, ~10 min on 2 cores
-    python benchmarks/models_bench.py --quick --out /tmp/bench            # < 90 s
+    python benchmarks/models_bench.py                     # 224x224
+    python benchmarks/models_bench.py --quick --out /tmp/bench
     python benchmarks/models_bench.py --batch-sizes 1 256 --train-batch 256 \\
         --mixed-precision --jit-compile --out results_gpu                 # on a GPU
 

@@ -7,7 +7,7 @@ The finding: the magnitude falls roughly exponentially with k, so the gradient, 
 paths of each length, comes mostly from paths far shorter than the network (Veit et al.: 5-17
 of 54 blocks in ResNet-110, 0.45% of all paths).
 
-    python benchmarks/paths_veit.py --quick --out /tmp/paths    # 18 blocks, 8x8 digits, ~30 s
+    python benchmarks/paths_veit.py --quick --out /tmp/paths    # 18 blocks, 8x8 digits
     python benchmarks/paths_veit.py --out results/paths         # ResNet-110 shape (54 blocks)
 """
 

@@ -7,7 +7,7 @@ applied twice. The finding: the branches point along the negative gradient (posi
 later blocks make smaller relative changes than early ones, and dropping a late block hurts
 less than dropping an early one.
 
-    python benchmarks/refinement_jastrzebski.py --quick --out /tmp/refine   # ~30 s
+    python benchmarks/refinement_jastrzebski.py --quick --out /tmp/refine
     python benchmarks/refinement_jastrzebski.py --out results/refine        # ResNet-56 v2
 """
 

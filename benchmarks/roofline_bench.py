@@ -33,8 +33,8 @@ Writes ``roofline_bench.json`` (environment, FLOPs, every raw timing, GFLOP/s, f
 peak, speed-ups) and ``roofline_bench.png`` into ``--out``.
 
 Usage:
-    python benchmarks/roofline_bench.py                    # ResNet-50, 224x224, ~5 min
-    python benchmarks/roofline_bench.py --quick --out /tmp/bench          # < 90 s
+    python benchmarks/roofline_bench.py                    # ResNet-50, 224x224
+    python benchmarks/roofline_bench.py --quick --out /tmp/bench
 
 (default ``--out``: ``benchmarks/results/roofline_bench``)
 """

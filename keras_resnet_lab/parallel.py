@@ -7,8 +7,8 @@ copied from the parent). Each worker runs TensorFlow on one thread
 ``TF_CPP_MIN_LOG_LEVEL`` is 2 unless set): the environment is in place when the worker's
 interpreter starts, before TensorFlow or NumPy are imported, and the worker initializer sets
 it again. Small networks gain more from one single-threaded process per core than from one
-process using every core: two small comparison jobs ran 1.55x faster as two single-threaded
-processes than one after the other in one two-thread process (2 CPU cores).
+process using every core: their operations are too small to keep several threads busy (the
+measurement is in benchmarks/results/timings_behind_comments.md).
 
 A job names its function as ``"module:function"`` (so the job pickles as text, and the worker
 imports the function itself), its keyword arguments and a name for messages. Results must be

@@ -10,7 +10,7 @@ import pytest
 from _scripts import check_results, run_script
 
 
-@pytest.mark.slow  # 30 s+ (suite time); shattering and refinement have library tests
+@pytest.mark.slow  # a whole --quick run; shattering and refinement have library tests
 def test_shattering_balduzzi_quick(tmp_path):
     results = run_script("shattering_balduzzi", tmp_path)
     found = check_results(results, tmp_path, "shattering_balduzzi", ["balduzzi_shattering"])
@@ -43,7 +43,7 @@ def test_paths_veit_quick(tmp_path):
     assert abs(numbers["resnet110_paths"]["share_of_lengths_5_to_17"] - 0.004537) < 1e-5
 
 
-@pytest.mark.slow  # 30 s+ (suite time); shattering and refinement have library tests
+@pytest.mark.slow  # a whole --quick run; shattering and refinement have library tests
 def test_refinement_jastrzebski_quick(tmp_path):
     results = run_script("refinement_jastrzebski", tmp_path)
     found = check_results(results, tmp_path, "refinement_jastrzebski",

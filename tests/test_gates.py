@@ -209,7 +209,7 @@ def test_gate_arguments_are_checked():
         result.idle_blocks()
 
 
-@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
+@pytest.mark.slow  # a benchmark's whole --quick run: `pytest -m slow`
 def test_highway_srivastava_quick(tmp_path):
     results = run_script("highway_srivastava", tmp_path)
     found = check_results(results, tmp_path, "highway_srivastava",

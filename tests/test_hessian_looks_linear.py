@@ -356,7 +356,7 @@ def test_hessian_li_quick(tmp_path):
         numbers["n1_condition_growth"])
 
 
-@pytest.mark.slow  # 15 s+; the library comparison is tested above and in the lab
+@pytest.mark.slow  # a whole --quick run; the library comparison is tested above, and in the lab
 def test_looks_linear_balduzzi_quick(tmp_path):
     results = run_script("looks_linear_balduzzi", tmp_path)
     found = check_results(results, tmp_path, "looks_linear_balduzzi", ["balduzzi_looks_linear"])

@@ -225,7 +225,7 @@ def test_compare_multi_residual_seeds_are_independent_runs():
 
 # -- the reproduction script ---------------------------------------------------------------------
 
-@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
+@pytest.mark.slow  # a benchmark's whole --quick run: `pytest -m slow`
 def test_multires_abdi_quick(tmp_path):
     results = run_script("multires_abdi", tmp_path)
     found = check_results(results, tmp_path, "multires_abdi", ["abdi_multires"])

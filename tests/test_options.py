@@ -118,7 +118,7 @@ def test_freeze_stages_by_name():
         freeze_stages(model, ["stage3"])
 
 
-@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
+@pytest.mark.slow  # converts and trains ResNet-50: `pytest -m slow`
 def test_transfer_from_converted_keras_applications_model(digits16):
     from keras_resnet_lab.models import from_keras_applications
 
@@ -181,7 +181,7 @@ def test_insert_blocks_errors():
         insert_blocks(model, after=[0], kind="random")
 
 
-@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
+@pytest.mark.slow  # the script's whole --quick run: `pytest -m slow`
 def test_grow_network_script_quick(tmp_path):
     import json
     import subprocess
@@ -198,7 +198,7 @@ def test_grow_network_script_quick(tmp_path):
     assert (tmp_path / "grow_network.png").stat().st_size > 1000
 
 
-@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
+@pytest.mark.slow  # trains ResNet-18 through the CLI, then exports it: `pytest -m slow`
 def test_options_in_the_cli_serialize_and_export_to_onnx(tmp_path, capsys):
     import json
 

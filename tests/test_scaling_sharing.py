@@ -574,7 +574,7 @@ def test_norm_growth_leaves_out_examples_whose_first_state_is_zero():
 
 
 # -- the reproductions ------------------------------------------------------------------------
-@pytest.mark.slow  # 15 s+; the library comparison is tested above and in the lab
+@pytest.mark.slow  # a whole --quick run; the library comparison is tested above, and in the lab
 def test_scaling_szegedy_quick(tmp_path):
     results = run_script("scaling_szegedy", tmp_path)
     found = check_results(results, tmp_path, "scaling_szegedy", ["szegedy_scaling"])
@@ -599,7 +599,7 @@ def test_scaling_szegedy_quick(tmp_path):
     assert {"scaling.png", "findings_over_seeds.png"} <= set(results["figures"])
 
 
-@pytest.mark.slow  # 30 s or more on 2 cores: `pytest -m slow`
+@pytest.mark.slow  # a benchmark's whole --quick run: `pytest -m slow`
 def test_sharing_liao_quick(tmp_path):
     results = run_script("sharing_liao", tmp_path)
     found = check_results(results, tmp_path, "sharing_liao", ["jastrzebski_sharing"])

@@ -154,8 +154,9 @@ def compare_depths(train, test, *, depths=(8, 56), widths=(16, 32, 64), epochs=1
     al. did for ResNet-110) on the same data order. Each trained network is scored on the whole
     training set and on ``test`` in inference mode.
 
-    The defaults show the degradation on the 8x8 digits (``training_digits(8, 3,
-    batch_size=64)``) in about 70 s of one CPU core: plain-56 ends with 58-82% training error
+    The defaults show the degradation in a short run on one CPU core, on the 8x8 digits
+    (``training_digits(8, 3, batch_size=64)``; run time in
+    benchmarks/results/timings_behind_comments.md): plain-56 ends with 58-82% training error
     while plain-8 and both ResNets reach under 1%. Measured alternatives: He's own recipe (lr
     0.1, weight decay 1e-4) without warm-up at 20/56 layers leaves ResNet-56 at 54% after 12
     epochs (its first epoch blows up); with the 1-epoch warm-up ResNet-56 ends at 1.5%, at

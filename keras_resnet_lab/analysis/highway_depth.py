@@ -308,7 +308,8 @@ def compare_highway_depths(train, test, *, depths=(10, 20, 50), units=50, gate_b
     data order in both nets); each net keeps the run with the lowest final training loss.
     Then :func:`~keras_resnet_lab.analysis.gates.gate_statistics` measures the deepest highway
     net's gates and gate lesions on ``test``. The defaults are the quick benchmark's
-    (``benchmarks/highway_srivastava.py --quick``, about 40 s on 2 CPU cores).
+    (``benchmarks/highway_srivastava.py --quick``: a short run on a CPU; its run time is in
+    benchmarks/results/timings_behind_comments.md).
 
     Args:
         train: ``(x, y)`` training vectors and integer labels, e.g. the flattened digits of

@@ -136,10 +136,11 @@ def numpy_seed(seed):
 class CompiledModel:
     """A model as tf-keras-vis's ActivationMaximization sees it, with a compiled forward pass.
 
-    ActivationMaximization calls the model eagerly at every step (tens of milliseconds for a
-    small residual net on a CPU); this stand-in exposes what it reads (``inputs``, ``outputs``,
-    ``layers``, ``name``) and runs the inference-mode forward pass as one ``tf.function``,
-    several times faster. Gradients flow through it as through the model.
+    ActivationMaximization calls the model eagerly at every step, one operation at a time;
+    this stand-in exposes what it reads (``inputs``, ``outputs``, ``layers``, ``name``) and
+    runs the inference-mode forward pass as one ``tf.function``, a traced graph, which is
+    several times faster (benchmarks/results/timings_behind_comments.md). Gradients flow
+    through it as through the model.
     """
 
     def __init__(self, model):
