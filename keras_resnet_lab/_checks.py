@@ -282,8 +282,8 @@ _class_labels = labels
 
 
 def examples(name, value, *, labels="classes", classes=None, shape=None, model_name=None,
-             inputs="inputs", dataset=None, one_hot=False, finite=True, dtype=np.float32,
-             single=False):
+             model_kind="model", inputs="inputs", dataset=None, one_hot=False, finite=True,
+             dtype=np.float32, single=False):
     """Return examples as numpy arrays: ``(x, y)``, inputs and one label each, or with
     ``labels=None`` the inputs ``x`` alone. The one check of the package's data arguments.
 
@@ -296,6 +296,7 @@ def examples(name, value, *, labels="classes", classes=None, shape=None, model_n
         classes: the number of classes (None leaves the range open above).
         shape: the shape of one example (None for a size left open), e.g. a model's input
             shape; ``model_name`` is the model the message cites.
+        model_kind: what the message calls ``model_name``'s owner (``"model"``, ``"layer"``).
         inputs: what the messages call the inputs (``"images"``, ``"inputs"``).
         dataset: what else the argument may be, named in the message when it is no pair
             (``"a batched tf.data.Dataset of (x, y)"``); the caller handles it.
@@ -332,7 +333,8 @@ def examples(name, value, *, labels="classes", classes=None, shape=None, model_n
     if shape is not None and (x.ndim != len(shape) + 1 or any(
             e is not None and e != g for e, g in zip(shape, x.shape[1:]))):
         wanted = "(N, " + ", ".join("?" if e is None else str(e) for e in shape) + ")"
-        target = f"the input of model '{model_name}'" if model_name else "the expected input"
+        target = (f"the input of {model_kind} '{model_name}'" if model_name
+                  else "the expected input")
         hint = ""
         if len(shape) == 3 and x.ndim == 4 and shape[-1] == x.shape[-1] and None not in shape:
             hint = (f" Resize them first, e.g. keras_resnet_lab.vis.resize_images("

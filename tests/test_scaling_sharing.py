@@ -262,7 +262,8 @@ def test_naive_sharing_grows_activations_more_than_unshared_batch_norm():
 
 def test_norm_growth_errors():
     model = residual_mlp(2, 4, input_shape=(4,))
-    with pytest.raises(ValueError, match=r"`x` must have shape \(n, 4\)"):
+    with pytest.raises(ValueError, match=r"`x` must have shape \(N, 4\) to match the input of "
+                                         r"model '[^']+'; got \(3, 5\)"):
         norm_growth(model, _x((3, 5)))
     with pytest.raises(ValueError, match="`x` contains NaN"):
         norm_growth(model, np.full((2, 4), np.nan, "float32"))

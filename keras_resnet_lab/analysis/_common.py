@@ -10,6 +10,7 @@ from keras_resnet_lab._checks import (
 )
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_steps, plan_model, run_plan
+from keras_resnet_lab.training.recipes import output_applies_softmax
 
 
 def check_model(model, name="model"):
@@ -57,15 +58,6 @@ def check_finite_outputs(model, x):
     finite_outputs(model, x)
 
 
-def outputs_are_probabilities(model):
-    """Whether the model ends in a softmax (else its outputs are logits)."""
-    import keras
-
-    activation = getattr(model.layers[-1], "activation", None)
-    return activation is keras.activations.softmax or getattr(
-        activation, "__name__", "") == "softmax"
-
-
 def per_example_loss(outputs, labels, from_logits):
     """Cross-entropy per example (a tensor of the outputs' backend)."""
     import keras
@@ -105,7 +97,7 @@ def evaluate_plans(model, data, plans, *, batch_size=256, cached=True, progress_
         ``data`` (for intervals by bootstrap over the examples).
     """
     x, y = data
-    from_logits = not outputs_are_probabilities(model)
+    from_logits = not output_applies_softmax(model)
     intact = chain_steps(model)
     intact_keys = [(id(s.operation), id(s.node), False) for s in intact]
     models = None if cached else [plan_model(model, plan) for plan in plans]

@@ -20,7 +20,6 @@ from keras_resnet_lab._checks import boolean, number_in, positive_int, sequence
 from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
-    outputs_are_probabilities,
     per_example_loss,
     progress,
 )
@@ -28,6 +27,7 @@ from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.layers.highway import HighwayBlock
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_steps, run_plan, skip_block
+from keras_resnet_lab.training.recipes import output_applies_softmax
 
 #: A unit whose mean gate over the data is below this is counted as idle (``T(x) < 0.1``:
 #: the layer carries more than 90% of that unit's input unchanged on average).
@@ -218,7 +218,7 @@ def _lesion_scores(model, x, y, names, batch_size, progress_bar):
     steps = chain_steps(model)
     wanted = set(names)
     order = [s.name for s in steps if s.block is not None and s.name in wanted]
-    from_logits = not outputs_are_probabilities(model)
+    from_logits = not output_applies_softmax(model)
     totals = np.zeros((len(order) + 1, 2))  # loss sum, correct count
     for lo, hi in progress(batches(len(x), batch_size), desc=f"gate lesions {model.name}",
                            enabled=progress_bar):

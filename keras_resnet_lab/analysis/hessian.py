@@ -33,6 +33,7 @@ import numpy as np
 from keras_resnet_lab._checks import (
     boolean,
     count,
+    examples,
     int_list,
     memory_bytes,
     number_in,
@@ -582,15 +583,15 @@ def zero_init_hessian(shortcuts=SHORTCUTS, max_depth=32, *, dim=3, n_examples=25
     if data is None:
         x, y = linear_regression_data(dim, n_examples, seed, noise)
     else:
-        if not isinstance(data, (tuple, list)) or len(data) != 2:
-            raise ValueError("`data` must be None or a pair (x, y) of (m, dim) arrays, got "
-                             f"{type(data).__name__}.")
-        try:
-            x, y = (np.asarray(a, dtype=np.float64) for a in data)
-            _check(np.zeros((1, 1, dim, dim)), x, y)
+        x, y = examples("data", data, labels="any", shape=(dim,), dtype=np.float64,
+                        dataset="None")
+        try:  # regression targets, one row of dim per example
+            y = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"`data` must be a pair (x, y) of finite (m, {dim}) arrays: "
-                             f"{error}") from None
+            raise ValueError(f"`data` targets y must be numeric: {error}") from None
+        if y.shape != x.shape or not np.all(np.isfinite(y)):
+            raise ValueError(f"`data` targets y must be finite with the shape of x {x.shape}, "
+                             f"got {y.shape}.")
     second, cross = _statistics(x, y)
     singular = np.linalg.svd(second - cross, compute_uv=False)
     keys = [str(n) for n in shortcuts]

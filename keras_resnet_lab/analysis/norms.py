@@ -20,7 +20,7 @@ import math
 import keras
 import numpy as np
 
-from keras_resnet_lab._checks import boolean, number_in, positive_int
+from keras_resnet_lab._checks import boolean, examples, number_in, positive_int
 from keras_resnet_lab.analysis._common import batches, progress
 from keras_resnet_lab.analysis.results import Result
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
@@ -140,31 +140,17 @@ def hidden_states(model, x, *, expand_stacks=True, training=False):
 
 
 def _check_inputs(model, x):
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values: refused below
-            x = np.asarray(x[0] if isinstance(x, tuple) and len(x) == 2 else x,
-                           dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"`x` must be a numeric array of inputs, got {type(x).__name__}: "
-                         f"{error}") from None
     if isinstance(model, keras.Model):
-        expected = tuple(model.inputs[0].shape[1:])
-        name = f"model '{model.name}'"
+        expected, kind = tuple(model.inputs[0].shape[1:]), "model"
     else:
         if not model.built:
             raise ValueError(f"layer '{model.name}' is not built; call it on an input first.")
         rank = 4 if getattr(model, "form", "conv") == "conv" else 2
-        expected = (None,) * (rank - 2) + (model.input_channels,)
-        name = f"layer '{model.name}'"
-    if x.ndim != len(expected) + 1 or any(
-            e is not None and e != g for e, g in zip(expected, x.shape[1:])):
-        shape = ", ".join("?" if e is None else str(e) for e in expected)
-        raise ValueError(f"`x` must have shape (n, {shape}) to match {name}, got {x.shape}.")
-    if len(x) == 0:
-        raise ValueError("`x` is empty.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("`x` contains NaN or infinite values.")
-    return x
+        expected, kind = (None,) * (rank - 2) + (model.input_channels,), "layer"
+    if isinstance(x, tuple) and len(x) == 2:  # (x, y) data: the labels are not needed
+        x = x[0]
+    return examples("x", x, labels=None, shape=expected, model_name=model.name,
+                    model_kind=kind)
 
 
 def _norms(state):

@@ -21,7 +21,6 @@ from keras_resnet_lab.analysis._common import (
     batches,
     check_data,
     error_bars,
-    outputs_are_probabilities,
     per_example_loss,
     progress,
 )
@@ -29,6 +28,7 @@ from keras_resnet_lab.analysis.results import Result, array_field
 from keras_resnet_lab.findings import assess, bootstrap
 from keras_resnet_lab.findings.verdict import RESAMPLES
 from keras_resnet_lab.models.surgery import chain_steps, run_plan
+from keras_resnet_lab.training.recipes import output_applies_softmax
 
 QUANTITIES = ("loss", "logits_sum")
 
@@ -153,7 +153,7 @@ def input_gradients(model, x, y, branch_mask, quantity="loss"):
         out = run_plan(steps, x, block_fn=masked)
         if quantity == "loss":
             target = tf.reduce_sum(per_example_loss(out, np.asarray(y),
-                                                    not outputs_are_probabilities(model)))
+                                                    not output_applies_softmax(model)))
         else:
             target = tf.reduce_sum(out)
     return tape.gradient(target, x).numpy()

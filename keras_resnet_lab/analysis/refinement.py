@@ -18,7 +18,6 @@ from keras_resnet_lab.analysis._common import (
     check_data,
     error_bars,
     evaluate_plans,
-    outputs_are_probabilities,
     per_example_loss,
     percentile_bars,
     progress,
@@ -27,6 +26,7 @@ from keras_resnet_lab.analysis.results import Result, array_field
 from keras_resnet_lab.findings import assess, bootstrap
 from keras_resnet_lab.findings.verdict import RESAMPLES
 from keras_resnet_lab.models.surgery import chain_plan, chain_steps, run_plan
+from keras_resnet_lab.training.recipes import output_applies_softmax
 
 
 @dataclasses.dataclass
@@ -199,7 +199,7 @@ def branch_statistics(model, x, y):
         tape.watch(x)
         out = run_plan(steps, x, block_fn=recorded)
         loss = tf.reduce_sum(per_example_loss(out, np.asarray(y),
-                                              not outputs_are_probabilities(model)))
+                                              not output_applies_softmax(model)))
     targets = [h if same else s for h, s, _, same in records]
     grads = tape.gradient(loss, targets)
     cos, ratio, where = [], [], []

@@ -385,8 +385,10 @@ def output_applies_softmax(model):
 
     True for a ``keras.layers.Softmax`` layer or a layer whose ``activation`` is
     ``keras.activations.softmax`` (``Dense(..., activation="softmax")``,
-    ``Activation("softmax")``). Anything else (linear, log-softmax) counts as logits: note that
-    log-softmax outputs are valid logits for cross-entropy (softmax is shift-invariant).
+    ``Activation("softmax")``) or a function named ``softmax``. Anything else (linear,
+    log-softmax) counts as logits: note that log-softmax outputs are valid logits for
+    cross-entropy (softmax is shift-invariant). Training's losses and the analyses' take
+    ``from_logits`` from it.
 
     Args:
         model: a built ``keras.Model`` with one output.
@@ -401,7 +403,9 @@ def output_applies_softmax(model):
     layer = _output_layer(model)
     if isinstance(layer, keras.layers.Softmax):
         return True
-    return getattr(layer, "activation", None) is keras.activations.softmax
+    activation = getattr(layer, "activation", None)
+    return activation is keras.activations.softmax or getattr(
+        activation, "__name__", "") == "softmax"
 
 
 def compile_model(
