@@ -2,7 +2,8 @@
 
 Used by the script tests: ``results = run_script(name, tmp_path)`` runs
 ``benchmarks/NAME.py --quick --quiet --out tmp_path`` and returns its results; ``check_results``
-judges every reported finding again with the registry's rule and compares the verdicts.
+judges every reported finding again with the registry's rule and compares the verdicts;
+``one_seed_round_trip`` checks the files of one seed's comparison result.
 """
 
 import importlib.util
@@ -49,3 +50,16 @@ def check_results(results, out, script, keys=None):
         with open(out / figure, "rb") as f:
             assert f.read(4) == b"\x89PNG"
     return {f["key"]: f for f in results["findings"]}
+
+
+def one_seed_round_trip(result, tmp_path):
+    """The result's JSON (numbers only: the findings are judged over seeds by
+    run_comparison) and its figure."""
+    path = result.to_json(tmp_path / "result.json")
+    with open(path) as f:
+        loaded = json.load(f)
+    for key in ("finding", "finding_held", "criteria", "description"):
+        assert key not in loaded  # no verdict on one seed
+    result.plot(tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    return loaded

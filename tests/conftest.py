@@ -96,6 +96,16 @@ def _train_digits(digits16):
     return models
 
 
+@pytest.fixture(scope="module")
+def digits256():
+    """256 training digits at 8x8x3 and the test digits: ((x, y), (x_test, y_test)), for the
+    tiny runs of the training comparisons."""
+    from keras_resnet_lab.analysis._training import training_digits
+
+    (x, y), test = training_digits(8, 3, batch_size=64)
+    return (x[:256], y[:256]), test
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
