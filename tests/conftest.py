@@ -44,9 +44,9 @@ def trained_digits(digits16, tmp_path_factory):
     """A small residual network (2 blocks a stage, 8/16/32 channels) and its plain twin,
     trained on 16x16 digits for a few epochs: (model, plain_model, (x_test, y_test)).
 
-    Takes about 20-30 s on 2 CPU cores; shared by the analysis and vis tests. Trained once
-    per test run: under ``-n N`` the first worker to need it trains and saves it, the others
-    load the saved files.
+    Training takes a while (benchmarks/results/timings_behind_comments.md), so the analysis
+    and vis tests share it. Trained once per test run: under ``-n N`` the first worker to
+    need it trains and saves it, the others load the saved files.
     """
     import keras
 
