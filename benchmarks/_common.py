@@ -4,8 +4,8 @@ Every reproduction script runs as ``python benchmarks/NAME.py [--quick] --out DI
 ``DIR/results.json`` (each finding it tests, judged by its rule in the registry
 ``keras_resnet_lab.findings``: the claim, every statistic with its estimate, 95% interval,
 threshold and verdict, the seeds; the configuration, the environment, the runtime) and PNG
-figures. ``--quick`` trains tiny models on the embedded digits (under a minute on 2 cores);
-the default (full) mode is paper-shaped. No script judges a finding itself: the verdicts are
+figures. ``--quick`` trains tiny models on the embedded digits, a short run; the default
+(full) mode is paper-shaped. No script judges a finding itself: the verdicts are
 the library results' ``assessments()``.
 
 Scripts whose findings are judged over seeds (each seed trains its own networks, or draws its
@@ -61,6 +61,21 @@ def parse_args(description, name, argv=None, add_arguments=None, seeded=False):
     return args
 
 
+def mode_settings(args, quick, full):
+    """The run's settings: a copy of ``quick`` (with ``--quick``) or ``full``, with ``--epochs``
+    in place of their ``"epochs"`` when given."""
+    cfg = dict(quick if args.quick else full)
+    if args.epochs:
+        cfg["epochs"] = args.epochs
+    return cfg
+
+
+def verbosity(args):
+    """Keras's ``verbose`` for training: silent with ``--quiet`` or ``--quick``, else one line
+    per epoch (2)."""
+    return 0 if args.quiet or args.quick else 2
+
+
 def seed_list(args):
     """The seeds of a seeded script: ``args.seed .. args.seed + args.seeds - 1``."""
     return list(range(args.seed, args.seed + args.seeds))
@@ -90,6 +105,17 @@ def run_seeds(args, name, run, settings):
             print(f"{name}: seed {seed} ({i + 1} of {len(seeds)})", flush=True)
         runs.append(run(seed))
     return SeededComparison.from_runs(name, seeds, runs, settings)
+
+
+def run_training_seeds(args, name, compare, train, test, settings):
+    """:func:`run_seeds` of a training comparison ``compare(train, test, seed=..., ...)``: one
+    call per seed with ``settings``, progress bars unless ``--quiet``, Keras's
+    :func:`verbosity`."""
+    return run_seeds(
+        args, name,
+        lambda seed: compare(train, test, seed=seed, progress_bar=not args.quiet,
+                             verbose=verbosity(args), **settings),
+        settings)
 
 
 def seeds_figure(args, seeded):

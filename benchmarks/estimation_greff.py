@@ -60,9 +60,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.estimation import estimation_errors
     from keras_resnet_lab.models.cifar import cifar_network
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     train, test, steps, _ = _common.training_data(cfg, args.quick)
     probe = (test[0][:cfg["probe_examples"]], test[1][:cfg["probe_examples"]])
     verbose = 0 if args.quiet or args.quick else 2

@@ -36,9 +36,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.filter_refinement import filter_refinement
     from keras_resnet_lab.models.cifar import cifar_network
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     train, test, steps, _ = _common.training_data(cfg, args.quick)
     probe = (test[0][:cfg["probe_examples"]], test[1][:cfg["probe_examples"]])
     depth = 6 * cfg["blocks_per_stage"] + 2
@@ -53,7 +51,7 @@ def main(argv=None):
         _common.compile_and_fit(
             model, train, cfg["epochs"],
             keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4), cfg["batch_size"],
-            verbose=0 if args.quiet or args.quick else 2)
+            verbose=_common.verbosity(args))
         models[kind] = model
         accuracy[kind] = _common.accuracy(model, probe)
 

@@ -73,9 +73,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.gates import IDLE_ERROR_INCREASE
     from keras_resnet_lab.analysis.highway_depth import compare_highway_depths
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     cfg["depths"] = list(cfg["depths"])
     seeds = _common.seed_list(args)
     cfg.update(dataset=f"digits {cfg['image_size']}x{cfg['image_size']} grayscale, flattened",

@@ -41,9 +41,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.lesion import lesion_study
     from keras_resnet_lab.models import cifar_network
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     if args.blocks_per_stage:
         cfg["blocks_per_stage"] = args.blocks_per_stage
     train, test, _, _ = _common.training_data(cfg, args.quick)
@@ -59,7 +57,7 @@ def main(argv=None):
             cfg["lr"], cfg["epochs"] * max(1, len(train[0]) // cfg["batch_size"])
             if isinstance(train, tuple) else cfg["epochs"] * 390)
         _common.compile_and_fit(model, train, cfg["epochs"], keras.optimizers.Adam(schedule),
-                                cfg["batch_size"], verbose=0 if args.quiet or args.quick else 2)
+                                cfg["batch_size"], verbose=_common.verbosity(args))
         models.append(model)
     result = lesion_study(models[0], test, plain_model=models[1], draws=cfg["draws"],
                           seed=args.seed, progress_bar=not args.quiet)

@@ -53,9 +53,7 @@ def main(argv=None):
                               seeded=True)
     from keras_resnet_lab.analysis.looks_linear import CHANCE_ACCURACY, compare_initializations
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     seeds = _common.seed_list(args)
     cfg.update(optimizer="Adam (same for every arm)", hidden_layers=2 * cfg["blocks"],
                normalization="none", shortcuts="none", seeds=seeds)
@@ -68,12 +66,8 @@ def main(argv=None):
     settings = dict(inits=cfg["kinds"], blocks=cfg["blocks"], width=cfg["width"],
                     epochs=cfg["epochs"], learning_rates=cfg["lrs"],
                     batch_size=cfg["batch_size"])
-    seeded = _common.run_seeds(
-        args, "looks_linear",
-        lambda seed: compare_initializations(
-            train, test, seed=seed, progress_bar=not args.quiet,
-            verbose=0 if args.quiet or args.quick else 2, **settings),
-        settings)
+    seeded = _common.run_training_seeds(args, "looks_linear", compare_initializations, train,
+                                        test, settings)
     result = seeded.runs[0]
     figures = [result.plot(os.path.join(args.out, "looks_linear.png")),
                _common.seeds_figure(args, seeded)]

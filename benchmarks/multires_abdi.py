@@ -75,9 +75,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.multi_residual import compare_multi_residual
     from keras_resnet_lab.analysis.paths import path_lengths
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     seeds = _common.seed_list(args)
     cfg["seeds"] = seeds
     train, test, steps, on_digits = _common.training_data(cfg, args.quick)
@@ -96,7 +94,7 @@ def main(argv=None):
             args, "multires",
             lambda seed: compare_multi_residual(
                 train, test, seeds=(seed,), progress_bar=not args.quiet,
-                verbose=0 if args.quiet or args.quick else 2, **settings),
+                verbose=_common.verbosity(args), **settings),
             settings)
     result = seeded.runs[0]
     figures = [result.plot(os.path.join(args.out, "multires_comparison.png"))]

@@ -40,9 +40,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.paths import path_gradients, path_lengths
     from keras_resnet_lab.models import cifar_network
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     if args.samples:
         cfg["samples_per_length"] = args.samples
     train, test, steps, _ = _common.training_data(cfg, args.quick)
@@ -55,7 +53,7 @@ def main(argv=None):
     history = _common.compile_and_fit(
         model, train, cfg["epochs"],
         keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4), cfg["batch_size"],
-        verbose=0 if args.quiet or args.quick else 2)
+        verbose=_common.verbosity(args))
     test_error = 1.0 - float(model.evaluate(test[0], test[1], verbose=0)[1])
     result = path_gradients(model, test, cfg["samples_per_length"], seed=args.seed,
                             progress_bar=not args.quiet)

@@ -80,9 +80,7 @@ def main(argv=None):
                               add_arguments, seeded=True)
     from keras_resnet_lab.analysis.degradation import compare_depths
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     if args.depths:
         cfg["depths"] = tuple(args.depths)
     for depth in cfg["depths"]:
@@ -98,11 +96,7 @@ def main(argv=None):
                     batch_size=cfg["batch_size"], learning_rate=cfg["lr"],
                     momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
                     milestones=cfg["milestones"], warmup_epochs=cfg["warmup_epochs"])
-    seeded = _common.run_seeds(
-        args, "depth",
-        lambda seed: compare_depths(train, test, seed=seed, progress_bar=not args.quiet,
-                                    verbose=0 if args.quiet or args.quick else 2, **settings),
-        settings)
+    seeded = _common.run_training_seeds(args, "depth", compare_depths, train, test, settings)
     result = seeded.runs[0]
     figures = [result.plot(os.path.join(args.out, "training_curves.png")),
                _common.seeds_figure(args, seeded)]

@@ -35,9 +35,7 @@ def main(argv=None):
     from keras_resnet_lab.analysis.results import new_figure, save_figure
     from keras_resnet_lab.models import cifar_network
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     train, test, steps, _ = _common.training_data(cfg, args.quick)
     probe = (test[0][:cfg["probe_examples"]], test[1][:cfg["probe_examples"]])
     keras.utils.set_random_seed(args.seed)
@@ -60,7 +58,7 @@ def main(argv=None):
         keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4), cfg["batch_size"],
         callbacks=[keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: measure(epoch + 1))],
-        verbose=0 if args.quiet or args.quick else 2)
+        verbose=_common.verbosity(args))
     result = refinement(model, test, progress_bar=not args.quiet)
     figures = [result.plot(os.path.join(args.out, "refinement.png"))]
     result.to_json(os.path.join(args.out, "refinement_result.json"))

@@ -52,9 +52,7 @@ def main(argv=None):
     args = _common.parse_args(__doc__.splitlines()[0], "scaling_szegedy", argv, seeded=True)
     from keras_resnet_lab.analysis.scaling import compare_residual_scales
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     train, test, steps, _ = _common.training_data(cfg, args.quick)
     seeds = _common.seed_list(args)
     if not args.quiet:
@@ -66,12 +64,8 @@ def main(argv=None):
                     epochs=cfg["epochs"], learning_rate=cfg["lr"], momentum=cfg["momentum"],
                     batch_size=cfg["batch_size"], probe_examples=cfg["probe_examples"],
                     blowup_factor=cfg["blowup_factor"])
-    seeded = _common.run_seeds(
-        args, "scaling",
-        lambda seed: compare_residual_scales(
-            train, test, seed=seed, progress_bar=not args.quiet,
-            verbose=0 if args.quiet or args.quick else 2, **settings),
-        settings)
+    seeded = _common.run_training_seeds(args, "scaling", compare_residual_scales, train, test,
+                                        settings)
     result = seeded.runs[0]
     if not args.quiet:
         for r in seeded.runs:

@@ -48,9 +48,7 @@ def main(argv=None):
     args = _common.parse_args(__doc__.splitlines()[0], "sharing_liao", argv, seeded=True)
     from keras_resnet_lab.analysis.sharing import VARIANTS, compare_weight_sharing
 
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
+    cfg = _common.mode_settings(args, QUICK, FULL)
     train, test, steps, _ = _common.training_data(cfg, args.quick)
     seeds = _common.seed_list(args)
     if not args.quiet:
@@ -61,12 +59,8 @@ def main(argv=None):
                     batch_size=cfg["batch_size"], probe_examples=cfg["probe_examples"],
                     naive_gamma=cfg["naive_gamma"], unshared_gamma=cfg["unshared_gamma"],
                     blowup_factor=cfg["blowup_factor"], steps_per_epoch=steps)
-    seeded = _common.run_seeds(
-        args, "sharing",
-        lambda seed: compare_weight_sharing(
-            train, test, seed=seed, progress_bar=not args.quiet,
-            verbose=0 if args.quiet or args.quick else 2, **settings),
-        settings)
+    seeded = _common.run_training_seeds(args, "sharing", compare_weight_sharing, train, test,
+                                        settings)
     result = seeded.runs[0]
     if not args.quiet:
         for r in seeded.runs:

@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from test_shared import _stack_net, _x  # the stack network of layers/shared.py's tests
 
 from keras_resnet_lab.analysis.norms import (
     LossRecorder,
@@ -15,20 +16,8 @@ from keras_resnet_lab.analysis.norms import (
     training_stability,
 )
 from keras_resnet_lab.layers.shared import SharedResidualStack
-from keras_resnet_lab.models.builder import Stage, build_network, conv_stem
 from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.mlp import residual_mlp
-
-
-def _x(shape, seed=0, low=-1.0):
-    return np.random.default_rng(seed).uniform(low, 1.0, shape).astype("float32")
-
-
-def _stack_net(steps=3, channels=4, **kwargs):
-    return build_network(conv_stem(channels, 3, 1, norm=False), [Stage(channels, 1)],
-                         SharedResidualStack, dict(steps=steps, **kwargs),
-                         input_shape=(6, 6, 3), name="stack_net", post_norm=True,
-                         num_classes=5)
 
 
 def _identity_kernels(layer):
