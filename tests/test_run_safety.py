@@ -11,6 +11,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from test_reliability import _fit_tiny  # the tiny fit of the interrupted-run tests
 
 import keras_resnet_lab  # noqa: F401  (registers the layers)
 from keras_resnet_lab import outdir
@@ -83,18 +84,6 @@ def test_resume_finishes_a_run_whose_model_was_written_but_not_its_results(tmp_p
     assert again["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
     for a, b in zip(weights, keras.models.load_model(out / "model.keras").get_weights()):
         np.testing.assert_array_equal(a, b)  # not trained again
-
-
-def _fit_tiny(out, epochs, **kwargs):
-    from keras_resnet_lab.models import cifar_network
-    from keras_resnet_lab.training import fit, general_recipe
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
-    y = (np.arange(32) % 3).astype("int32")
-    return fit(lambda: cifar_network(1, widths=(4,), input_shape=(8, 8, 3), num_classes=3),
-               (x, y), epochs, general_recipe(warmup_epochs=0), out, batch_size=16, verbose=0,
-               **kwargs)
 
 
 class _StopAfter(keras.callbacks.Callback):
