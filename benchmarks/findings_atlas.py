@@ -34,6 +34,7 @@ FULL = dict(depths=(20, 56, 110), recipes=("sgd", "adam"), seeds=(0, 1, 2), imag
             epochs=12, examples=160, draws=10, path_samples=32, smoke=False)
 QUICK = dict(depths=(8, 14), recipes=("sgd", "adam"), seeds=(0, 1, 2), image_size=8,
              epochs=2, examples=120, draws=5, path_samples=8, smoke=True)
+RECIPE_NAMES = {"sgd": "SGD", "adam": "Adam"}
 #: The findings measured on the trained networks (the others train their own).
 OWN_SETTINGS = "own settings"
 
@@ -69,7 +70,7 @@ def parse_args(argv=None):
 
 
 def condition_name(depth, recipe):
-    return f"depth {depth}, {recipe}"
+    return f"depth {depth} {RECIPE_NAMES[recipe]}"
 
 
 def aggregate(runs, cfg):
@@ -137,7 +138,9 @@ def main(argv=None):
                         result_file=cache), name)))
     # the shallowest first: an interrupted atlas holds every condition of the depths it reached
     todo.sort(key=lambda t: t[0])
-    print(f"{len(todo)} trainings to run ({len(runs)} cached)", flush=True)
+    print(f"{len(runs)} (condition, seed) runs cached, {len(todo)} "
+          + ("not measured (--report-only runs nothing)" if args.report_only else "to run"),
+          flush=True)
 
     def done(name, count, total):
         print(f"  {name} done ({count}/{total}, {time.time() - started:.0f} s)", flush=True)
@@ -161,6 +164,7 @@ def main(argv=None):
                             for key, by_cond in atlas.items()},
                "verdicts": {key: {cond: a.verdict for cond, a in by_cond.items()}
                             for key, by_cond in atlas.items()},
+               "report_only": bool(args.report_only),
                "seconds": round(time.time() - started, 1)}
     from keras_resnet_lab.analysis.results import atomic_write_json
 
@@ -168,7 +172,11 @@ def main(argv=None):
     plot(atlas, columns, os.path.join(args.out, "atlas.png"),
          f"Findings atlas ({payload['mode']}): verdict per condition, 95% intervals over "
          f"seeds {', '.join(map(str, cfg['seeds']))}")
-    print(table(atlas, columns))
+    markdown = atlas_markdown(atlas, columns, missing)
+    from keras_resnet_lab.atomic import atomic_write_text
+
+    atomic_write_text(markdown, os.path.join(args.out, "atlas.md"))
+    print(markdown)
     if missing:
         print(f"not measured yet (resume to add them): {', '.join(missing)}")
     print(f"atlas in {args.out} ({payload['seconds']} s)")
@@ -219,6 +227,34 @@ def table(atlas, columns):
                 e.has_interval for e in a.estimates.values()) else f"{a.verdict} ({_label(a)})")
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def where_it_shows(atlas, columns):
+    """One line per finding, generated from the verdicts: the conditions where it held, where
+    it did not, and where the measurement could not decide (conditions where it was not
+    measured are left out)."""
+    from keras_resnet_lab.findings import FINDINGS, VERDICTS
+
+    labels = dict(zip(VERDICTS, ("holds", "does not hold", "is inconclusive")))
+    lines = []
+    for key in FINDINGS:
+        groups = {verdict: [] for verdict in VERDICTS}
+        for cond in columns:
+            a = atlas.get(key, {}).get(cond)
+            if a is not None and any(e.has_interval for e in a.estimates.values()):
+                groups[a.verdict].append(cond)
+        parts = [f"{labels[verdict]} at {', '.join(conds)}"
+                 for verdict, conds in groups.items() if conds]
+        lines.append(f"- `{key}` " + ("; ".join(parts) if parts else "is not measured") + ".")
+    return lines
+
+
+def atlas_markdown(atlas, columns, missing=()):
+    """``atlas.md``: the table and, per finding, where it shows (the README's atlas section)."""
+    text = [table(atlas, columns), "", *where_it_shows(atlas, columns)]
+    if missing:
+        text += ["", f"Not measured yet (`findings_atlas.py` resumes them): {', '.join(missing)}."]
+    return "\n".join(text) + "\n"
 
 
 def plot(atlas, columns, path, title):

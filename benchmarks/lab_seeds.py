@@ -123,7 +123,9 @@ def plot(payload, path):
 
 
 def _tally(tally):
-    return "/".join(str(tally.get(v, 0)) for v in ("held", "not held", "inconclusive"))
+    from keras_resnet_lab.findings import VERDICTS
+
+    return "/".join(str(tally.get(v, 0)) for v in VERDICTS)
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """The findings registry: one rule per finding, three verdicts from intervals, and no verdict
 computed anywhere else (keras_resnet_lab.findings)."""
 
+import json
 import math
 import pathlib
 import re
@@ -13,6 +14,7 @@ from keras_resnet_lab.findings import (
     HELD,
     INCONCLUSIVE,
     NOT_HELD,
+    VERDICTS,
     Estimate,
     assess,
     bootstrap,
@@ -148,6 +150,19 @@ def test_readme_findings_table_is_generated_from_the_registry():
     assert match.group(1) == findings_table(), (
         "README's findings table differs from the registry: paste "
         "keras_resnet_lab.findings.registry.findings_table()")
+
+
+def test_readme_atlas_section_is_the_committed_atlas():
+    """The README says where each finding shows from the committed atlas's own table."""
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- findings-atlas -->\n(.*?)<!-- /findings-atlas -->", readme, re.S)
+    assert match, "README.md lacks the findings atlas section"
+    atlas = ROOT / "benchmarks" / "results" / "findings_atlas"
+    assert match.group(1) == (atlas / "atlas.md").read_text(), (
+        "README's atlas section differs from benchmarks/results/findings_atlas/atlas.md: paste it")
+    verdicts = json.loads((atlas / "atlas.json").read_text())["verdicts"]
+    assert set(verdicts) <= set(FINDINGS) and all(
+        v in VERDICTS for by_cond in verdicts.values() for v in by_cond.values())
 
 
 #: What a verdict computed outside the registry looks like in source code.
