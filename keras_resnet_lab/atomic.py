@@ -206,16 +206,18 @@ class Result:
     figure_columns = 1
     #: Keyword arguments of :func:`save_figure` for this result's figure.
     savefig_options = {}
+    #: Keep NaN and infinities in the JSON (``NaN``/``Infinity``) instead of ``null``.
+    allow_nan = False
 
     def to_dict(self):
         """The result as a JSON-safe dict (without the fields marked ``in_json=False``:
         per-example arrays kept for intervals, see :func:`array_field`)."""
         return jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                         if f.metadata.get("in_json", True)})
+                         if f.metadata.get("in_json", True)}, self.allow_nan)
 
     def to_json(self, path, **options):
         """Write ``to_dict(**options)`` to ``path`` as JSON (atomically); returns ``path``."""
-        return atomic_write_json(self.to_dict(**options), path)
+        return atomic_write_json(self.to_dict(**options), path, allow_nan=self.allow_nan)
 
     def figure(self):
         """The result's matplotlib figure: ``draw(axes)`` on ``new_figure(figure_columns)``."""

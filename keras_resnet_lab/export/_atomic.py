@@ -142,3 +142,15 @@ def commit(tmp, target, overwrite):
     # export to it (remove_stale), never put back since the target exists.
     shutil.rmtree(old, ignore_errors=True)
 
+
+def write_artifact(model, path, overwrite, stage, copies=1):
+    """The one way an artifact folder is written: refuse a target that is not ours (or any
+    target without ``overwrite``) and a disk that cannot hold it, build it with
+    ``stage(tmp, target)`` in a staging folder beside ``path`` and rename it into place only
+    when ``stage`` returns (its parity check passed); returns what ``stage`` returns."""
+    target = check_target(path, overwrite)
+    check_room(model, [target], copies=copies)
+    with staging_dir(target) as tmp:
+        manifest = stage(tmp, target)
+        commit(tmp, target, overwrite)
+    return manifest

@@ -11,7 +11,7 @@ import numbers
 import os
 import platform
 
-from keras_resnet_lab.atomic import atomic_write_json
+from keras_resnet_lab.atomic import Result
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -19,8 +19,9 @@ PREPROCESSING_KEYS = ("description", "scale", "mean", "std", "color")
 
 
 @dataclasses.dataclass
-class Manifest:
-    """Everything a consumer needs to read an artifact without Keras.
+class Manifest(Result):
+    """Everything a consumer needs to read an artifact without Keras (``to_dict``,
+    ``to_json(path)`` from :class:`~keras_resnet_lab.atomic.Result`; no figure).
 
     Attributes:
         format_version: version of this manifest format.
@@ -43,13 +44,7 @@ class Manifest:
     versions: dict
     created: str
 
-    def to_dict(self):
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    def to_json(self, path):
-        """Write the manifest to ``path`` atomically."""
-        atomic_write_json(self.to_dict(), path, allow_nan=True)
+    allow_nan = True
 
     def output(self, name):
         """The output entry called ``name`` (ValueError listing the names otherwise)."""

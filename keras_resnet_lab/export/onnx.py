@@ -259,14 +259,9 @@ def export_onnx(model, path, *, intermediate=True, opset=DEFAULT_OPSET, overwrit
 
     Paper: He et al., arXiv 1512.03385 (the networks exported).
     """
-    target = _atomic.check_target(path, overwrite)
-    _atomic.check_room(model, [target])
-    with _atomic.staging_dir(target) as tmp:
-        manifest = stage_onnx(model, tmp, target, intermediate=intermediate, opset=opset,
-                              tolerance=tolerance, sample=sample, batch_size=batch_size,
-                              preprocessing=preprocessing, optimize=optimize)
-        _atomic.commit(tmp, target, overwrite)
-    return manifest
+    return _atomic.write_artifact(model, path, overwrite, lambda tmp, target: stage_onnx(
+        model, tmp, target, intermediate=intermediate, opset=opset, tolerance=tolerance,
+        sample=sample, batch_size=batch_size, preprocessing=preprocessing, optimize=optimize))
 
 
 def stage_onnx(model, tmp, target, *, intermediate=True, opset=DEFAULT_OPSET,

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from keras_resnet_lab._checks import number_in, positive_int
-from keras_resnet_lab.atomic import atomic_write_json
+from keras_resnet_lab.atomic import Result, new_figure
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_BATCH = 8
@@ -28,7 +28,7 @@ class ExportParityError(ValueError):
 
 
 @dataclasses.dataclass
-class ParityReport:
+class ParityReport(Result):
     """Max absolute difference between artifact and Keras, per output.
 
     For a float artifact (``criterion="max_abs_diff"``) the check passes when, for every output,
@@ -77,18 +77,12 @@ class ParityReport:
     min_agreement: float | None = None
     logits_drift: float | None = None
 
-    def to_dict(self):
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
+    allow_nan = True
+    savefig_options = {"dpi": 120}
 
-    def to_json(self, path):
-        """Write :meth:`to_dict` to ``path`` atomically."""
-        atomic_write_json(self.to_dict(), path, allow_nan=True)
-
-    def plot(self, path):
-        """Bar chart (log scale) of the max abs diff per output, with the tolerance line."""
-        from keras_resnet_lab.atomic import new_figure, save_figure
-
+    def figure(self):
+        """Bar chart (log scale) of the max abs diff per output, with the tolerance line
+        (``plot(path)`` writes it)."""
         names = list(self.max_abs_diff)
         values = [max(self.scaled_diff[n], 1e-12) for n in names]
         fig, (ax,) = new_figure(1, width=max(4.0, 0.4 * len(names) + 2), height=3.5)
@@ -106,7 +100,7 @@ class ParityReport:
         ax.set_title(title, fontsize=9)
         if judged:
             ax.legend()
-        save_figure(fig, path, dpi=120)
+        return fig
 
 
 def parity_batch(input_shape, dtype="float32", sample=None, batch_size=DEFAULT_BATCH,

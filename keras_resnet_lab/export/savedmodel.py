@@ -129,13 +129,9 @@ def export_savedmodel(model, path, *, overwrite=False, tolerance=DEFAULT_TOLERAN
 
     Paper: He et al., arXiv 1512.03385 (the networks exported).
     """
-    target = _atomic.check_target(path, overwrite)
-    _atomic.check_room(model, [target])
-    with _atomic.staging_dir(target) as tmp:
-        manifest = stage_savedmodel(model, tmp, target, tolerance=tolerance, sample=sample,
-                                    batch_size=batch_size, preprocessing=preprocessing)
-        _atomic.commit(tmp, target, overwrite)
-    return manifest
+    return _atomic.write_artifact(model, path, overwrite, lambda tmp, target: stage_savedmodel(
+        model, tmp, target, tolerance=tolerance, sample=sample, batch_size=batch_size,
+        preprocessing=preprocessing))
 
 
 def stage_savedmodel(model, tmp, target, *, tolerance=DEFAULT_TOLERANCE, sample=None,

@@ -191,15 +191,11 @@ def export_tflite(model, path, *, quantize=False, intermediate=True, overwrite=F
 
     Paper: He et al., arXiv 1512.03385 (the networks exported).
     """
-    target = _atomic.check_target(path, overwrite)
-    _atomic.check_room(model, [target], copies=2)
-    with _atomic.staging_dir(target) as tmp:
-        manifest = stage_tflite(model, tmp, target, quantize=quantize,
-                                intermediate=intermediate, tolerance=tolerance,
-                                min_agreement=min_agreement, sample=sample,
-                                batch_size=batch_size, preprocessing=preprocessing)
-        _atomic.commit(tmp, target, overwrite)
-    return manifest
+    # the converter writes a scratch SavedModel beside the flatbuffer: room for two copies
+    return _atomic.write_artifact(model, path, overwrite, lambda tmp, target: stage_tflite(
+        model, tmp, target, quantize=quantize, intermediate=intermediate, tolerance=tolerance,
+        min_agreement=min_agreement, sample=sample, batch_size=batch_size,
+        preprocessing=preprocessing), copies=2)
 
 
 def stage_tflite(model, tmp, target, *, quantize=False, intermediate=True,
