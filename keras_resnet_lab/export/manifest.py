@@ -20,8 +20,9 @@ PREPROCESSING_KEYS = ("description", "scale", "mean", "std", "color")
 
 @dataclasses.dataclass
 class Manifest(Result):
-    """Everything a consumer needs to read an artifact without Keras (``to_dict``,
-    ``to_json(path)`` from :class:`~keras_resnet_lab.atomic.Result`; no figure).
+    """Everything a consumer needs to read an artifact without Keras (``to_dict`` and
+    ``to_json(path)`` from :class:`~keras_resnet_lab.atomic.Result`; ``plot(path)`` draws its
+    parity).
 
     Attributes:
         format_version: version of this manifest format.
