@@ -194,9 +194,11 @@ def test_converted_model_analyses_visualizes_exports_and_reloads(tmp_path):
 
     from keras_resnet_lab.vis import cam, saliency
 
+    # Grad-CAM keeps only positive evidence: on random weights a map may be all zero
     maps = cam(model, x[:2], block="stage2_block1").maps
-    assert maps.shape == (2, 16, 16) and np.all(np.isfinite(maps)) and maps.max() > 0
-    assert saliency(model, x[:2]).maps.shape[:3] == (2, 16, 16)
+    assert maps.shape == (2, 16, 16) and np.all(np.isfinite(maps)) and maps.min() >= 0
+    grads = saliency(model, x[:2]).maps
+    assert grads.shape[:3] == (2, 16, 16) and np.all(np.isfinite(grads)) and grads.max() > 0
 
     manifest = export_onnx(model, tmp_path / "onnx", sample=x[:2])
     assert manifest.parity["passed"]
