@@ -259,29 +259,46 @@ def atlas_markdown(atlas, columns, missing=()):
 
 def plot(atlas, columns, path, title):
     """The heat map: one row per finding, one column per condition, coloured by verdict."""
+    from keras_resnet_lab.findings import FINDINGS
+
+    cells = []
+    for key in FINDINGS:
+        row = []
+        for cond in columns:
+            a = atlas.get(key, {}).get(cond)
+            measured = a is not None and any(e.has_interval for e in a.estimates.values())
+            row.append((a.verdict, _label(a)) if measured else (None, "n/a"))
+        cells.append(row)
+    return verdict_grid(cells, list(FINDINGS), columns, path, title)
+
+
+def verdict_grid(cells, rows, columns, path, title, column_width=1.3, rotation=30):
+    """A finding x condition heat map: ``cells[i][j] = (verdict or None, label)`` coloured by
+    the verdict (grey when None: not measured) and annotated with the label; also the figure
+    of ``benchmarks/lab_seeds.py``. Returns ``path``."""
     import numpy as np
     from matplotlib.colors import ListedColormap
 
     from keras_resnet_lab.analysis.results import new_figure, save_figure
-    from keras_resnet_lab.findings import FINDINGS, VERDICTS
+    from keras_resnet_lab.findings import VERDICTS
 
     colors = ["#1a7f37", "#b3261e", "#e0b23a", "#d9dde3"]  # held, not held, inconclusive, n/a
-    keys = list(FINDINGS)
-    grid = np.full((len(keys), len(columns)), 3)
-    figure, (ax,) = new_figure(1, width=1.3 * len(columns) + 3, height=0.42 * len(keys) + 1.5)
-    for i, key in enumerate(keys):
-        for j, cond in enumerate(columns):
-            a = atlas.get(key, {}).get(cond)
-            if a is None or not any(e.has_interval for e in a.estimates.values()):
-                ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="#555")
-                continue
-            grid[i, j] = VERDICTS.index(a.verdict)
-            ax.text(j, i, _label(a), ha="center", va="center", fontsize=7)
+    grid = np.full((len(rows), len(columns)), len(VERDICTS))
+    figure, (ax,) = new_figure(1, width=column_width * len(columns) + 3,
+                               height=0.42 * len(rows) + 1.5)
+    for i, row in enumerate(cells):
+        for j, (verdict, label) in enumerate(row):
+            if verdict is not None:
+                grid[i, j] = VERDICTS.index(verdict)
+            ax.text(j, i, label, ha="center", va="center", fontsize=7,
+                    color="black" if verdict is not None else "#555")
     ax.imshow(grid, cmap=ListedColormap(colors), vmin=0, vmax=3, aspect="auto")
-    ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(keys)), keys, fontsize=8)
+    ax.set_xticks(range(len(columns)), columns, rotation=rotation,
+                  ha="right" if rotation else "center", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    shown = (*VERDICTS, "not measured") if (grid == len(VERDICTS)).any() else VERDICTS
     handles = [ax.scatter([], [], marker="s", s=80, color=c, label=v)
-               for c, v in zip(colors, (*VERDICTS, "not measured"))]
+               for c, v in zip(colors, shown)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.set_title(title, fontsize=9)
     return save_figure(figure, path)

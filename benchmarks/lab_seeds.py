@@ -90,36 +90,25 @@ def collect(args, seconds):
 
 def plot(payload, path):
     """finding x seed, coloured by verdict, annotated with the first statistic's estimate."""
-    import numpy as np
-    from matplotlib.colors import ListedColormap
+    from findings_atlas import verdict_grid
 
-    from keras_resnet_lab.analysis.results import new_figure, save_figure
-    from keras_resnet_lab.findings import FINDINGS, VERDICTS, format_value
+    from keras_resnet_lab.findings import FINDINGS, format_value
 
-    colors = ["#1a7f37", "#b3261e", "#e0b23a", "#d9dde3"]
     seeds = [str(s) for s in payload["seeds"]]
     keys = [k for k in FINDINGS if k in payload["stable"]]
-    grid = np.full((len(keys), len(seeds)), 3)
-    figure, (ax,) = new_figure(1, width=1.4 * len(seeds) + 4, height=0.42 * len(keys) + 1.5)
-    for i, key in enumerate(keys):
-        for j, seed in enumerate(seeds):
+    cells = []
+    for key in keys:
+        row = []
+        for seed in seeds:
             entry = payload["runs"][seed]["findings"][key]
-            grid[i, j] = VERDICTS.index(entry["verdict"])
-            label = ("n/a" if entry["estimate"] is None else
-                     format_value(entry["estimate"], entry["unit"]).replace(" points", ""))
-            ax.text(j, i, label, ha="center", va="center", fontsize=7)
-    ax.imshow(grid, cmap=ListedColormap(colors), vmin=0, vmax=3, aspect="auto")
-    ax.set_xticks(range(len(seeds)), [f"--seed {s}\n{_tally(payload['runs'][s]['tally'])}"
-                                      for s in seeds], fontsize=8)
-    ax.set_yticks(range(len(keys)),
-                  [k + ("" if payload["stable"][k] else "  (changed)") for k in keys],
-                  fontsize=8)
-    handles = [ax.scatter([], [], marker="s", s=80, color=c, label=v)
-               for c, v in zip(colors[:3], VERDICTS)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    ax.set_title("Lab verdicts per --seed (estimate of each finding's first statistic)",
-                 fontsize=9)
-    return save_figure(figure, path)
+            row.append((entry["verdict"], "n/a" if entry["estimate"] is None else
+                        format_value(entry["estimate"], entry["unit"]).replace(" points", "")))
+        cells.append(row)
+    return verdict_grid(
+        cells, [k + ("" if payload["stable"][k] else "  (changed)") for k in keys],
+        [f"--seed {s}\n{_tally(payload['runs'][s]['tally'])}" for s in seeds], path,
+        "Lab verdicts per --seed (estimate of each finding's first statistic)",
+        column_width=1.4, rotation=0)
 
 
 def _tally(tally):
