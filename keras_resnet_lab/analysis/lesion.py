@@ -142,12 +142,10 @@ def largest_step_share(mean_errors):
         0.5
     """
     mean_errors = np.asarray(mean_errors, dtype=float)
-    if len(mean_errors) < 2:
-        return float("nan")
-    total = mean_errors[-1] - mean_errors[0]
+    total = mean_errors[-1] - mean_errors[0] if len(mean_errors) >= 2 else float("nan")
     if not total > 0:
         return float("nan")
-    return float(np.max(np.diff(mean_errors)) / total)
+    return largest_step(mean_errors) / (100.0 * float(total))
 
 
 #: ``tau_correlation(taus, errors)``: the Spearman correlation between Kendall's tau of

@@ -237,8 +237,10 @@ class BlockBase(keras.layers.Layer):
     # -- size estimate (the memory guard) ---------------------------------------------------
     def _kernels(self, in_channels):
         """``[(in, out, kernel_size, groups), ...]``: the branch's convolutions (or dense
-        layers) on ``in_channels`` inputs, for :meth:`estimate_size`."""
-        raise NotImplementedError
+        layers) on ``in_channels`` inputs, for :meth:`estimate_size`; every block class
+        defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define _kernels(in_channels) "
+                                  "for the memory guard (estimate_size)")
 
     #: Block arguments the memory guard's message lists (those that set the size).
     _size_arguments = ("filters", "kernel_size")
