@@ -203,11 +203,17 @@ def assessments(numbers):
 
 
 def _headline(assessment):
-    c = assessment.finding.criteria[0]
+    """The verdict with the statistic that decides it (the first criterion whose own verdict
+    is the finding's: a not-held or inconclusive criterion, or the first when all held) and
+    the rule it was judged by, so the row's verdict follows from the numbers beside it."""
+    criteria = assessment.finding.criteria
+    c = next((c for c in criteria if assessment.verdicts[c.key] == assessment.verdict),
+             criteria[0])
     e = assessment.estimates[c.key]
     interval = (f" [{format_value(e.low, c.unit)}, {format_value(e.high, c.unit)}]"
                 if e.has_interval else "")
-    return f"{assessment.verdict}: {c.key} {format_value(e.value, c.unit)}{interval}"
+    return (f"{assessment.verdict}: {c.key} {format_value(e.value, c.unit)}{interval} "
+            f"(needs {c.comparison} {format_value(c.threshold, c.unit)})")
 
 
 def plot_findings(found, path, title):
