@@ -50,8 +50,8 @@ def kendall_tau(order):
         order: a permutation of ``range(n)``.
 
     Example:
-        >>> kendall_tau([1, 0, 2])
-        0.3333333333333333
+        >>> round(kendall_tau([1, 0, 2]), 6)
+        0.333333
     """
     order = list(order)
     n = len(order)
