@@ -9,8 +9,11 @@ measured on them (``keras_resnet_lab.lab.jobs.measure_networks``, on 160 test ex
 seeds, and these keep the deepest networks' analyses within minutes). Per condition, each
 statistic is the mean over the seeds with a t interval over the seeds, judged by the
 registry's rule (``keras_resnet_lab.findings``). He et al.'s degradation compares each depth
-with the shallowest one, per recipe and seed. The findings that train their own small
-networks are measured once, in their own settings, over the same seeds.
+with the shallowest one, per recipe and seed. Veit et al.'s lesion compares each ResNet, as
+the lab does, with a plain network that trains: the plain twin of depth
+``LESION_PLAIN_DEPTH`` (20; the shallowest depth when 20 is not measured), same recipe and
+seed, as Veit et al. compared ResNet-110 with the shallower VGG-15. The findings that train
+their own small networks are measured once, in their own settings, over the same seeds.
 
 Writes ``atlas.json`` (every condition, per-seed statistics and the verdicts) and
 ``atlas.png`` (finding x condition, coloured by verdict, annotated with the estimate).
@@ -76,9 +79,11 @@ def condition_name(depth, recipe):
 def aggregate(runs, cfg):
     """``{finding key: {condition: Assessment}}`` from the per-(condition, seed) runs."""
     from keras_resnet_lab.findings import assess, missing, over_seeds
+    from keras_resnet_lab.lab.jobs import LESION_PLAIN_DEPTH
 
     atlas = {}
     shallow = min(cfg["depths"])
+    reference = LESION_PLAIN_DEPTH if LESION_PLAIN_DEPTH in cfg["depths"] else shallow
     for depth in cfg["depths"]:
         for recipe in cfg["recipes"]:
             cond = condition_name(depth, recipe)
@@ -91,10 +96,14 @@ def aggregate(runs, cfg):
                     for c in data["criteria"]:
                         by_key.setdefault(data["key"], {}).setdefault(c["key"], []).append(
                             c["estimate"])
+            by_key["veit_lesion"].update(lesion_reference(runs, reference, recipe, cfg["seeds"]))
             for key, values in by_key.items():
                 estimates = {c: over_seeds(v) for c, v in values.items()}
+                notes = f"{cond}, {len(seeded)} seeds" + (
+                    f"; plain network: plain-{reference}, same recipe and seeds"
+                    if key == "veit_lesion" else "")
                 atlas.setdefault(key, {})[cond] = assess(key, estimates, cfg["seeds"],
-                                                         notes=f"{cond}, {len(seeded)} seeds")
+                                                         notes=notes)
             if depth != shallow and all((shallow, recipe, s) in runs for s in cfg["seeds"]):
                 rises = {kind: [100 * (runs[(depth, recipe, s)]["train_error"][kind]
                                        - runs[(shallow, recipe, s)]["train_error"][kind])
@@ -109,6 +118,23 @@ def aggregate(runs, cfg):
                                        "residual_rise": missing("the shallowest depth")},
                     cfg["seeds"], notes="the reference depth")
     return atlas
+
+
+def lesion_reference(runs, depth, recipe, seeds):
+    """``{criterion: [estimate per seed]}`` of ``veit_lesion``'s plain network: the plain twin
+    of ``depth`` under ``recipe`` (empty lists when that depth is not measured for every seed:
+    the criteria are then missing and the cell cannot be judged held)."""
+    plain = ("plain_error", "plain_intact_error")
+    if any((depth, recipe, s) not in runs for s in seeds):
+        return {c: [] for c in plain}
+    values = {c: [] for c in plain}
+    for s in seeds:
+        lesion = next(a for a in runs[(depth, recipe, s)]["assessments"]
+                      if a["key"] == "veit_lesion")
+        for c in lesion["criteria"]:
+            if c["key"] in values:
+                values[c["key"]].append(c["estimate"])
+    return values
 
 
 def main(argv=None):

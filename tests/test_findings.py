@@ -199,3 +199,50 @@ def test_lab_help_lists_every_finding():
 ])
 def test_the_scan_catches_verdicts_computed_by_hand(line, caught):
     assert bool(VERDICT_CODE.search(line)) is caught
+
+
+def _atlas_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "findings_atlas", ROOT / "benchmarks" / "findings_atlas.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_atlas_judges_every_resnet_lesion_against_the_plain_network_that_trains():
+    """As in the lab: the depth-56 ResNet's lesions are compared with plain-20 (same recipe and
+    seeds), not with its own plain twin, which degrades (He et al.)."""
+    atlas_module = _atlas_module()
+
+    def run(median_rise, plain_error, plain_intact, train_plain, train_res):
+        lesion = {"key": "veit_lesion", "criteria": [
+            {"key": "median_rise", "estimate": median_rise},
+            {"key": "plain_error", "estimate": plain_error},
+            {"key": "plain_intact_error", "estimate": plain_intact}]}
+        return {"train_error": {"plain": train_plain, "residual": train_res},
+                "assessments": [lesion]}
+
+    seeds = (0, 1, 2)
+    runs = {}
+    for s in seeds:
+        runs[(20, "sgd", s)] = run(9.0 + s, 88.0 + s, 2.0 + 0.1 * s, 0.0, 0.0)
+        # the plain-56 twin does not work: 45-55% intact error
+        runs[(56, "sgd", s)] = run(0.5 + 0.1 * s, 85.0, 45.0 + 5 * s, 0.40 + 0.01 * s, 0.0)
+    cfg = dict(depths=(20, 56), recipes=("sgd",), seeds=seeds)
+    atlas = atlas_module.aggregate(runs, cfg)
+    deep = atlas["veit_lesion"]["depth 56 SGD"]
+    assert deep.estimates["plain_intact_error"].value == pytest.approx(2.1)
+    assert deep.estimates["plain_error"].value == pytest.approx(89.0)
+    assert deep.estimates["median_rise"].value == pytest.approx(0.6)
+    assert deep.verdict == HELD and "plain-20" in deep.notes
+    assert atlas["veit_lesion"]["depth 20 SGD"].verdicts["median_rise"] == NOT_HELD
+    assert atlas["he_degradation"]["depth 56 SGD"].estimates["plain_rise"].value == \
+        pytest.approx(41.0)
+    # without the reference depth for every seed the plain criteria are missing: never held
+    del runs[(20, "sgd", 1)]
+    partial = atlas_module.aggregate(runs, cfg)
+    assert "depth 20 SGD" not in partial["veit_lesion"]
+    assert partial["veit_lesion"]["depth 56 SGD"].verdict == INCONCLUSIVE
+    assert not partial["veit_lesion"]["depth 56 SGD"].estimates["plain_error"].has_interval

@@ -134,3 +134,53 @@ def test_report_renders_in_headless_chromium(lab_run, tmp_path):
     subprocess.run(flags + ["--window-size=1200,1600", f"--screenshot={shot}",
                             (out / "report.html").as_uri()], capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Scheduled(Exception):
+    pass
+
+
+def test_a_deep_lab_compares_its_lesions_with_a_plain_network_that_trains(tmp_path, monkeypatch):
+    """ResNet-56's plain twin degrades (He et al.), so the lesion study compares the ResNet
+    with plain-20, trained alike, as Veit et al. compared ResNet-110 with VGG-15; the quick
+    lab's twin (depth 20) is that network already."""
+    from keras_resnet_lab.lab import jobs, pipeline
+
+    cfg = pipeline.LabConfig(out=str(tmp_path / "lab"), seed=4)
+    assert cfg.networks() == {"residual": 56, "plain": 56, "lesion_plain": 20}
+    assert cfg.lesion_plain == "lesion_plain" and jobs.LESION_PLAIN_DEPTH == 20
+    quick = pipeline.LabConfig(out=str(tmp_path / "quick"), quick=True)
+    assert quick.networks() == {"residual": 20, "plain": 20} and quick.lesion_plain == "plain"
+
+    lab = pipeline.Lab(cfg, progress=None)
+    scheduled = []
+
+    def schedule(job_list, what):
+        scheduled.extend(job_list)
+        raise _Scheduled
+
+    monkeypatch.setattr(lab, "_jobs", schedule)
+    with pytest.raises(_Scheduled):
+        lab.step_train()
+    trained = {j.name: j.kwargs for j in scheduled if j.name.startswith("train ")}
+    assert set(trained) == {"train residual", "train plain", "train lesion_plain"}
+    shallow = trained["train lesion_plain"]
+    assert (shallow["depth"], shallow["plain"]) == (20, True)
+    for key in ("recipe_name", "epochs", "seed", "image_size", "dataset"):
+        assert shallow[key] == trained["train plain"][key]  # trained alike
+    assert shallow["out_dir"] == os.path.join(lab.out, "train", "lesion_plain")
+
+    models = {kind: f"<{kind}>" for kind in cfg.networks()}
+    monkeypatch.setattr(lab, "model", models.get)
+    monkeypatch.setattr(lab, "test_sample", lambda count: ("x", "y"))
+    seen = {}
+
+    def analyse(residual, plain, data, **options):
+        seen.update(options, residual=residual, plain=plain)
+        raise _Scheduled
+
+    monkeypatch.setattr(jobs, "analyse_pair", analyse)
+    with pytest.raises(_Scheduled):
+        lab.step_analysis()
+    assert (seen["residual"], seen["plain"], seen["lesion_plain"]) == (
+        "<residual>", "<plain>", "<lesion_plain>")

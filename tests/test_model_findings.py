@@ -343,6 +343,29 @@ def test_untrained_plain_twin_makes_the_lesion_finding_inconclusive(trained_digi
     assert single.verdict == INCONCLUSIVE
 
 
+def test_lesion_compares_with_a_shallower_plain_network_and_refuses_other_images(
+        trained_digits):
+    """Veit et al. compared ResNet-110 with the shallower VGG-15: the plain network need not be
+    the twin, only a plain chain on the same images and classes."""
+    model, _, (x, y) = trained_digits
+    keras.utils.set_random_seed(6)
+    shallow = cifar_network(1, widths=(8, 16, 32), input_shape=x.shape[1:], num_classes=10,
+                            plain=True, shortcut="A", name="plain_shallow")
+    result = lesion_study(model, (x, y), plain_model=shallow, k_values=[1], swap_counts=(),
+                          progress_bar=False)
+    assert len(result.plain.block_names) == 3 < len(result.block_names) == 6
+    assert result.plain.single_correct.shape == (3, len(x))
+    single = result.assessments(resamples=100)[0]
+    assert "plain network 'plain_shallow' (3 blocks)" in single.notes
+    # its plain criteria are measured on the shallow network (untrained: about chance)
+    assert single.estimates["plain_intact_error"].value == pytest.approx(
+        100 * result.plain.intact_error)
+    other = cifar_network(1, widths=(8, 16, 32), input_shape=(8, 8, 1), num_classes=10,
+                          plain=True, shortcut="A", name="plain_8x8")
+    with pytest.raises(ValueError, match="plain_8x8"):
+        lesion_study(model, (x, y), plain_model=other, k_values=[1], progress_bar=False)
+
+
 def test_refinement_of_zero_and_dominant_branches():
     model = _zero_branch_net(blocks=2, widths=(4,))
     x = _images(16)

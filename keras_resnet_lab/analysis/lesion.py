@@ -34,7 +34,6 @@ from keras_resnet_lab.analysis._common import (
 from keras_resnet_lab.analysis.results import Result, array_field
 from keras_resnet_lab.findings import assess, bootstrap, missing
 from keras_resnet_lab.findings.verdict import RESAMPLES
-from keras_resnet_lab.models.chain import blocks
 from keras_resnet_lab.models.surgery import chain_plan, chain_steps
 
 METHODS = ("cached", "naive")
@@ -156,14 +155,14 @@ tau_correlation = spearman
 
 @dataclasses.dataclass
 class LesionResult(Result):
-    """Errors of a model after block deletions and reorderings (and of its plain twin).
+    """Errors of a model after block deletions and reorderings (and of a plain network).
 
     ``single_error[i]`` is the error with block ``block_names[i]`` deleted; ``random_k`` holds,
     per number ``k`` of deleted blocks, the errors of ``draws`` random choices; ``reorder``
     holds one record per random reordering (``swaps`` random swaps of equal-shape blocks):
     its Kendall tau against the original order and its error. ``plain`` is the study of the
-    plain twin (or None): its single deletions only (its ``random_k`` and ``reorder`` are
-    empty).
+    plain network it is compared with (or None): its single deletions only (its ``random_k``
+    and ``reorder`` are empty).
 
     Kept for intervals (not in the JSON): per example (last axis, the order of the data)
     whether the prediction was right: ``intact_correct`` (examples), ``single_correct``
@@ -270,12 +269,12 @@ class LesionResult(Result):
             **options)}
         plain = self.plain
         if plain is None:
-            reason = "no plain twin was studied"
+            reason = "no plain network was studied"
             estimates.update(plain_error=missing(reason), plain_intact_error=missing(reason))
         else:
             plain._arrays()
             if plain.n_examples != n:
-                raise ValueError(f"the plain twin was studied on {plain.n_examples} examples, "
+                raise ValueError(f"the plain network was studied on {plain.n_examples} examples, "
                                  f"the model on {n}: a paired bootstrap needs the same ones.")
             estimates["plain_error"] = bootstrap(
                 lambda i: median_error(error_rates(plain.single_correct, i), plain.downsampling),
@@ -286,7 +285,8 @@ class LesionResult(Result):
         notes = (f"'{self.model_name}' on {n} test examples; median over the {kept} of "
                  f"{len(down)} blocks that do not downsample; the same resamples of the "
                  "examples for the intact and lesioned models"
-                 + (f" and for the plain twin '{plain.model_name}'." if plain is not None
+                 + (f" and for the plain network '{plain.model_name}' ({len(plain.block_names)} "
+                    "blocks)." if plain is not None
                     else "."))
         return assess("veit_lesion", estimates, seeds=(seed,), notes=notes)
 
@@ -339,7 +339,7 @@ class LesionResult(Result):
         ax1, ax2, ax3 = axes
         studies = [(self, "residual", "C0")]
         if self.plain is not None:
-            studies.append((self.plain, "plain", "C3"))
+            studies.append((self.plain, f"plain ({self.plain.model_name})", "C3"))
         for study, label, color in studies:
             idx = np.arange(1, len(study.single_error) + 1)
             single = np.asarray(study.single_error, dtype=float)
@@ -451,9 +451,12 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap
     Args:
         model: a chain model (residual, highway, multi-residual ...) with a classifier head.
         data: ``(x, y)`` test images and integer labels.
-        plain_model: optional plain twin (same builder call with ``plain=True``): its single
-            deletions are measured too (deleting one of its layers should send it near
-            chance); its k-deletions and reorderings are not.
+        plain_model: optional plain network to compare with: its single deletions are
+            measured too (deleting one of its layers should send it near chance); its
+            k-deletions and reorderings are not. The plain twin (same builder call with
+            ``plain=True``) or any plain chain on the same images and classes: Veit et al.
+            compared ResNet-110 with the shallower VGG-15, and the comparison needs a plain
+            network that works (the registry's precondition on its intact error).
         k_values: numbers of blocks deleted at random (default ``1..max(1, n // 3)`` for
             ``n`` blocks).
         draws: random draws per ``k`` and per number of swaps (the registry's
@@ -491,13 +494,13 @@ def lesion_study(model, data, *, plain_model=None, k_values=None, draws=20, swap
     x, y = check_data(model, data, max_examples)
     options = dict(seed=seed, batch_size=batch_size, method=method,
                    progress_bar=progress_bar)
+    if plain_model is not None:
+        # Any plain chain that takes these images and has these classes: Veit et al.
+        # compared ResNet-110 with VGG-15, a shallower plain network that works.
+        x_plain, _ = check_data(plain_model, data, max_examples)
     result = _study(model, x, y, k_values, draws, swap_counts, **options)
     if plain_model is not None:
-        n = len(result.block_names)
-        if len(blocks(plain_model)) != n:
-            raise ValueError(f"`plain_model` must have the same {n} blocks as the model, it has "
-                             f"{len(blocks(plain_model))}.")
-        result.plain = _study(plain_model, x, y, [], draws, [], **options)
+        result.plain = _study(plain_model, x_plain, y, [], draws, [], **options)
     return result
 
 

@@ -6,7 +6,8 @@ from keras_resnet_lab.commands._common import add_run_arguments, integer
 
 #: Experiments on a saved model (MODEL.keras required) -> the findings they test.
 MODEL_EXPERIMENTS = {
-    "lesion": "veit_lesion, veit_k_deletion, veit_reorder (with --plain for the twin)",
+    "lesion": ("veit_lesion, veit_k_deletion, veit_reorder (with --plain: a plain "
+               "network that trains)"),
     "paths": "veit_path_gradient",
     "refinement": "jastrzebski_refinement, jastrzebski_first_block",
     "similarity": "kornblith_cka (with --plain)",
@@ -48,7 +49,9 @@ def register(subparsers):
                         help="evaluation data: the embedded digits at the model's input size "
                              "(default)")
     parser.add_argument("--plain", metavar="PLAIN.keras", default=None,
-                        help="lesion, filters, similarity: the plain twin, studied alike")
+                        help="filters, similarity: the plain twin, studied alike; lesion: a "
+                             "plain network on the same images that trains (the twin, or a "
+                             "shallower one as Veit et al.'s VGG-15 against ResNet-110)")
     parser.add_argument("--max-examples", type=integer(1), default=None,
                         help="use only this many test examples (default: all 360)")
     parser.add_argument("--draws", type=integer(1), default=20,

@@ -96,13 +96,16 @@ FINDINGS = {f.key: f for f in (
         (C("median_rise", "median over non-downsampling blocks of the rise in test error when "
            "the block is deleted (its shortcut kept)", "<=", 2.0, "points",
            "'barely changes': at most 2 points, the paper's scale for ResNet-110"),
-         C("plain_error", "median test error of the plain twin with one non-downsampling "
-           "layer (block) deleted", ">=", 70.0, "points",
+         C("plain_error", "median test error of a plain network that trains with one "
+           "non-downsampling layer (block) deleted", ">=", 70.0, "points",
            "'about chance': within 20 points of chance (90% for 10 classes)"),
-         C("plain_intact_error", "test error of the intact plain twin", "<=", 50.0, "points",
-           "the plain network must work before its lesions mean anything (VGG-15 did)",
-           precondition=True)),
-        _BOOT, "the lab's trained ResNet and its plain twin (lesion_study)"),
+         C("plain_intact_error", "test error of that plain network intact", "<=", 50.0,
+           "points", "the plain network must work before its lesions mean anything (VGG-15 "
+           "did)", precondition=True)),
+        "paired bootstrap over the test examples of one trained ResNet and the plain "
+        "network", "the lab's trained ResNet and a plain network that trains, as Veit et al. "
+        "compared ResNet-110 with the shallower VGG-15: plain-20, or the plain twin of a "
+        "ResNet-20 (lesion_study)"),
     Finding(
         "veit_k_deletion", "Deleting k blocks", *_VEIT,
         "Deleting k random blocks raises a residual network's error smoothly with k: the "

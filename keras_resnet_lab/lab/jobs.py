@@ -14,6 +14,12 @@ from keras_resnet_lab._checks import one_of
 #: test accuracy instead of 99%), and Adam without weight decay (2e-3, cosine decay).
 RECIPES = ("sgd", "adam")
 BATCH_SIZE = 64
+#: Depth of the plain network the lesion study compares a deeper ResNet with: one that trains.
+#: Veit et al. compared ResNet-110 with VGG-15, a shallower plain network that works; a plain
+#: twin as deep as ResNet-56 is He et al.'s degraded network (40-56% test error on the 16x16
+#: digits after 12 epochs, seeds 0-2), while plain-20 trains to 2.3% [1.4, 3.2] (both from
+#: benchmarks/results/findings_atlas). Deleting one of its layers is what the claim is about.
+LESION_PLAIN_DEPTH = 20
 
 
 def recipe(name, epochs=None):
@@ -93,13 +99,15 @@ ANALYSES = (("lesion", "lesion study (residual and plain)"),
             ("similarity_plain", "block similarity (plain)"))
 
 
-def analyse_pair(residual, plain, data, *, seed=0, draws=20, path_samples=64,
-                 resamples=1000, say=None):
+def analyse_pair(residual, plain, data, *, lesion_plain=None, seed=0, draws=20,
+                 path_samples=64, resamples=1000, say=None):
     """Measure every finding on a trained ResNet and its plain twin.
 
     Args:
         residual, plain: the two trained networks (same builder call, ``plain=True``).
         data: ``(x, y)`` test examples.
+        lesion_plain: the trained plain network whose lesions the ResNet's are compared with
+            (default ``plain``; see :data:`LESION_PLAIN_DEPTH`).
         seed: seed of the random draws and the bootstrap.
         draws: lesion draws per number of deleted blocks (and per swap count).
         path_samples: path-gradient samples per length.
@@ -118,8 +126,9 @@ def analyse_pair(residual, plain, data, *, seed=0, draws=20, path_samples=64,
     from keras_resnet_lab.analysis.similarity import block_similarity, cka_assessment
 
     compute = {
-        "lesion": lambda: lesion_study(residual, data, plain_model=plain, draws=draws,
-                                       seed=seed, progress_bar=False),
+        "lesion": lambda: lesion_study(residual, data, draws=draws, seed=seed,
+                                       plain_model=plain if lesion_plain is None
+                                       else lesion_plain, progress_bar=False),
         "paths": lambda: path_gradients(residual, data, samples_per_length=path_samples,
                                         seed=seed, progress_bar=False),
         "refinement": lambda: refinement(residual, data, progress_bar=False),

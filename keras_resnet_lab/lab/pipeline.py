@@ -4,7 +4,9 @@ findings with their uncertainty, look inside, ship.
 Five steps, each resumable: ``train`` -> ``analysis`` -> ``vis`` -> ``export`` -> ``report``.
 
 - ``train``: everything that trains, as one pool of jobs in worker processes (longest first):
-  the CIFAR ResNet and its plain twin (same layers, no shortcuts), and every seeded
+  the CIFAR ResNet and its plain twin (same layers, no shortcuts), the plain network its
+  lesions are compared with when the twin is deeper than one that trains (plain-20, as Veit
+  et al. compared ResNet-110 with the shallower VGG-15), and every seeded
   experiment for three seeds: the findings that train their own small networks (He et al.'s
   depth comparison, highway depth and gates, multi-residual, residual scaling, weight
   sharing, looks-linear initialization) and the computations at initialization (shattered
@@ -95,6 +97,21 @@ class LabConfig:
             return 32
         return 8 if self.quick else 16
 
+    def networks(self):
+        """``{kind: depth}`` of the CIFAR networks the train step trains: ``"residual"``,
+        its ``"plain"`` twin and, for a twin deeper than
+        :data:`keras_resnet_lab.lab.jobs.LESION_PLAIN_DEPTH`, ``"lesion_plain"``: the plain
+        network of that depth, which the lesion study compares the ResNet with."""
+        nets = {"residual": self.depth, "plain": self.depth}
+        if self.depth > jobs.LESION_PLAIN_DEPTH:
+            nets["lesion_plain"] = jobs.LESION_PLAIN_DEPTH
+        return nets
+
+    @property
+    def lesion_plain(self):
+        """The kind of network (see :meth:`networks`) the lesion study compares with."""
+        return "lesion_plain" if "lesion_plain" in self.networks() else "plain"
+
     @property
     def seeds(self):
         return tuple(range(self.seed, self.seed + SEED_COUNT))
@@ -158,7 +175,7 @@ class Lab:
         return self._data
 
     def model(self, kind):
-        """The trained ``"residual"`` or ``"plain"`` network (loaded from the train step)."""
+        """The trained network ``kind`` of :meth:`LabConfig.networks` (from the train step)."""
         if kind not in self._models:
             from keras_resnet_lab.models.files import load_model_file
 
@@ -184,16 +201,19 @@ class Lab:
         from keras_resnet_lab.parallel import Job
 
         cfg = self.config
-        self.say(f"  ResNet-{cfg.depth} and its plain twin ({cfg.epochs} epochs, "
+        networks = cfg.networks()
+        extra = ("" if cfg.lesion_plain == "plain" else
+                 f", plain-{networks['lesion_plain']} for the lesion comparison")
+        self.say(f"  ResNet-{cfg.depth} and its plain twin{extra} ({cfg.epochs} epochs, "
                  f"{cfg.image_size}x{cfg.image_size} {cfg.dataset}, recipe {cfg.recipe}) and "
                  f"{len(COMPARISON_STEPS)} seeded experiments x seeds "
                  f"{', '.join(map(str, cfg.seeds))}"
                  f"{' (smoke settings: --quick)' if cfg.quick else ''}, in {cfg.processes} "
                  "processes")
-        kinds = ("residual", "plain")
+        kinds = tuple(networks)
         job_list = [Job("keras_resnet_lab.lab.jobs:train_network", dict(
-            out_dir=os.path.join(self.out, "train", kind), depth=cfg.depth,
-            plain=kind == "plain", dataset=cfg.dataset, image_size=cfg.image_size,
+            out_dir=os.path.join(self.out, "train", kind), depth=networks[kind],
+            plain=kind != "residual", dataset=cfg.dataset, image_size=cfg.image_size,
             epochs=cfg.epochs, recipe_name=cfg.recipe, seed=cfg.seed, data_dir=cfg.data_dir),
             f"train {kind}") for kind in kinds]
         settings = {name: settings_of(name, smoke=cfg.quick) for name in COMPARISON_STEPS}
@@ -240,7 +260,8 @@ class Lab:
         s = self.config.settings()
         results, assessments = jobs.analyse_pair(
             self.model("residual"), self.model("plain"),
-            self.test_sample(s["analysis_examples"]), seed=self.config.seed,
+            self.test_sample(s["analysis_examples"]),
+            lesion_plain=self.model(self.config.lesion_plain), seed=self.config.seed,
             draws=s["lesion_draws"], path_samples=s["path_samples"], say=self.say)
         numbers = {}
         for name, result in results.items():
@@ -294,7 +315,7 @@ class Lab:
         # What both networks were trained on (jobs.data): recorded in the manifests, and
         # beside each model.keras for a later `keras-resnet-lab export` of it.
         preprocessing = dataset_preprocessing(self.config.dataset, self.config.image_size)
-        for kind in ("residual", "plain"):
+        for kind in self.config.networks():
             if os.path.isdir(os.path.join(self.out, "train", kind)):
                 write_preprocessing(os.path.join(self.out, "train", kind), preprocessing)
         manifests = export_model(res, os.path.join(self.out, "export"), overwrite=True,
@@ -345,6 +366,6 @@ def run_lab(config, resume=False, force=False, progress=print):
             # Only our own earlier results are removed (owned_folder refused anything else),
             # each folder whole or not at all.
             remove_folder_atomically(os.path.join(out, "steps"))
-            for kind in ("residual", "plain"):
+            for kind in ("residual", "plain", "lesion_plain"):
                 remove_folder_atomically(os.path.join(out, "train", kind))
         return Lab(config, progress).run(resume=resume)

@@ -36,7 +36,18 @@ def context_training(numbers, cfg):
             f"{res['final_train_loss']:.3f}) and its plain twin, the same layers without "
             f"shortcuts, {pct(plain['final_test_accuracy'])} (final training loss "
             f"{plain['final_train_loss']:.3f}). He et al.'s finding is a comparison of depths, "
-            "so it is measured on its own nets below (the depth comparison over three seeds).")
+            "so it is measured on its own nets below (the depth comparison over three seeds)."
+            + _lesion_plain_training(numbers, cfg))
+
+
+def _lesion_plain_training(numbers, cfg):
+    if cfg.lesion_plain == "plain":
+        return ""
+    net = numbers["train"]["lesion_plain"]
+    return (f" The lesion study compares the ResNet with a plain network that trains, as Veit "
+            f"et al. compared ResNet-110 with the shallower VGG-15: plain-"
+            f"{cfg.networks()['lesion_plain']}, trained alike, reached "
+            f"{pct(net['final_test_accuracy'])} test accuracy.")
 
 
 def context_lesion(numbers, cfg):
@@ -50,7 +61,8 @@ def context_lesion(numbers, cfg):
         parts.append(f"mean {pct(float(np.mean(d)))} at the downsampling blocks")
     plain = lesion.get("plain") or {}
     if plain.get("single_error"):
-        parts.append(f"the plain twin's intact error is {pct(plain['intact_error'])} and "
+        parts.append(f"the plain network it is compared with ('{plain['model_name']}') has "
+                     f"intact error {pct(plain['intact_error'])} and "
                      f"{pct(float(np.median(plain['single_error'])))} (median) with one layer "
                      "deleted")
     text = "; ".join(parts) + ". "
@@ -307,7 +319,9 @@ FOLDER_README = """# keras-resnet-lab lab output
 - `report.html`: the report (self-contained: open it in any browser, offline).
 - `summary.json`: per finding its claim, statistics with estimate, 95% interval, threshold
   and verdict, the seeds and the paper's number; the tally; every number of the run.
-- `train/residual/`, `train/plain/`: `model.keras`, `history.json`, `curves.png` of each network.
+- `train/residual/`, `train/plain/`: `model.keras`, `history.json`, `curves.png` of each network;
+  `train/lesion_plain/` the same for the plain network the lesions are compared with, where the
+  plain twin is deeper than one that trains.
 - `analysis/`: one JSON per analysis of the two networks (`lesion`, `paths`, `refinement`,
   `estimation`, `filters`, `similarity_*`) and per seeded experiment (`depth`, `highway`,
   `multires`, `scaling`, `sharing`, `looks_linear`, `shattering`, `hessian`).
