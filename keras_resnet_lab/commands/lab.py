@@ -9,7 +9,8 @@ twin, then test the papers' findings, each by its rule in keras_resnet_lab.findi
 interval and a verdict (held / not held / inconclusive):
 
   on the two trained networks (bootstrap over test examples, draws, channels):
-    veit_lesion, veit_k_deletion, veit_reorder  deleting and reordering blocks (Veit et al.)
+    veit_lesion, veit_k_deletion, veit_reorder  deleting and reordering blocks (Veit et al.;
+                                the lesions against plain-20, a plain net that trains)
     veit_path_gradient          gradient per path length (Veit et al.)
     jastrzebski_refinement      iterative refinement (Jastrzebski et al.)
     jastrzebski_first_block     the first block changes most (Jastrzebski et al.)
