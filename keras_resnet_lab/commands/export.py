@@ -6,13 +6,15 @@ import json
 import os
 
 from keras_resnet_lab.commands._common import integer, number
+from keras_resnet_lab.preprocessing_file import (
+    PREPROCESSING_FILE,
+    preprocessing_path,
+    read_preprocessing,
+)
 
 FORMAT_CHOICES = ("savedmodel", "onnx", "tflite", "both", "all")
 #: ``--format`` values naming several formats (``both`` keeps its meaning of old).
 FORMAT_GROUPS = {"both": ("savedmodel", "onnx"), "all": ("savedmodel", "onnx", "tflite")}
-#: What ``train`` writes beside model.keras (keras_resnet_lab.data.PREPROCESSING_FILE; not
-#: imported here: that module loads TensorFlow, and the checks run before it loads).
-PREPROCESSING_FILE = "preprocessing.json"
 
 
 def register(subparsers):
@@ -104,20 +106,14 @@ def _preprocessing(text, model_file=None):
     from keras_resnet_lab.commands._common import CliError
 
     if text is None:
-        recorded = os.path.join(os.path.dirname(os.path.abspath(model_file or ".")),
-                                PREPROCESSING_FILE)
-        if model_file is None or not os.path.isfile(recorded):
+        if model_file is None:
             return None, None
         try:
-            with open(recorded, encoding="utf-8") as handle:
-                value = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise CliError(f"{recorded} (the preprocessing recorded beside the model) is not "
-                           f"a readable JSON file: {error}; fix or remove it, or pass "
-                           "--preprocessing") from error
-        if not isinstance(value, dict):
-            raise CliError(f"{recorded} must hold a JSON object, got {value!r}")
-        return value, recorded
+            value = read_preprocessing(model_file)
+        except ValueError as error:
+            raise CliError(f"{error} (the preprocessing recorded beside the model): fix or "
+                           "remove it, or pass --preprocessing") from error
+        return (None, None) if value is None else (value, preprocessing_path(model_file))
     if os.path.isfile(text):
         with open(text, encoding="utf-8") as handle:
             text = handle.read()

@@ -9,16 +9,15 @@ trained.
 
 from __future__ import annotations
 
-import json
 import os
 
 from keras_resnet_lab import catalog
 from keras_resnet_lab.data import augment as aug
 from keras_resnet_lab.data.digits import digits_preprocessing
-
-#: The file ``train`` writes beside ``model.keras``; ``export`` reads it when no
-#: ``--preprocessing`` is given.
-PREPROCESSING_FILE = "preprocessing.json"
+from keras_resnet_lab.preprocessing_file import (  # noqa: F401  (part of this module's API)
+    PREPROCESSING_FILE,
+    read_preprocessing,
+)
 
 _TFDS = {
     "cifar10": (aug.CIFAR10_MEAN, aug.CIFAR10_STD, 32),
@@ -78,28 +77,3 @@ def write_preprocessing(folder, spec) -> str:
     path = os.path.join(os.fspath(folder), PREPROCESSING_FILE)
     atomic_write_json(spec, path)
     return path
-
-
-def read_preprocessing(model_file):
-    """The preprocessing recorded beside ``model_file`` (``preprocessing.json`` in its
-    folder), or None when there is none.
-
-    Raises:
-        ValueError: the file exists but is not a JSON object.
-
-    Example:
-        >>> read_preprocessing("runs/r20/model.keras")["color"]  # doctest: +SKIP
-        'grayscale'
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_file))),
-                        PREPROCESSING_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is not a readable JSON file: {error}") from error
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {value!r}.")
-    return value
