@@ -7,7 +7,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "keras_resnet_lab"
 FOUNDATION = {"__init__", "_checks", "_keras_compat", "_startup", "atomic", "catalog", "findings",
-              "outdir", "parallel", "saving"}
+              "outdir", "parallel", "preprocessing_file", "saving"}
 #: What each part may import besides the foundation (docs/ARCHITECTURE.md).
 ALLOWED = {
     "layers": set(),
