@@ -17,10 +17,14 @@ import dataclasses
 import keras
 
 from keras_resnet_lab import _keras_compat
+from keras_resnet_lab.export.manifest import preprocessing_spec
+from keras_resnet_lab.export.parity import parity_batch
 from keras_resnet_lab.models import blocks
 
 STEM = "stem"
 OUTPUT = "output"
+#: The name of every artifact's input.
+INPUT = "input"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +187,42 @@ def features_model(model, intermediate=True):
     return features, [spec for spec, _ in pairs]
 
 
+def input_spec(model):
+    """The ``tf.TensorSpec`` of ``model``'s input (its shape, dynamic batch axis, and dtype),
+    named :data:`INPUT`: the input signature of every converted artifact."""
+    import tensorflow as tf
+
+    inp = model.inputs[0]
+    return tf.TensorSpec(tuple(inp.shape), keras.backend.standardize_dtype(inp.dtype),
+                         name=INPUT)
+
+
+def staging_inputs(model, *, intermediate, preprocessing, sample, batch_size):
+    """What every format's staging starts with: the features model and its outputs
+    (:func:`features_model`), ``preprocessing`` checked against the input's channels
+    (:func:`~keras_resnet_lab.export.manifest.preprocessing_spec`), and the batch parity is
+    measured on (:func:`~keras_resnet_lab.export.parity.parity_batch`).
+
+    Returns:
+        ``(features, outputs, x, description)``.
+    """
+    features, outputs = features_model(model, intermediate=intermediate)
+    shape = tuple(model.inputs[0].shape)
+    preprocessing_spec(preprocessing, shape[-1] or 1)
+    x, description = parity_batch(shape, keras.backend.standardize_dtype(model.inputs[0].dtype),
+                                  sample, batch_size)
+    return features, outputs, x, description
+
+
+def feature_values(features, outputs, x):
+    """The features model on ``x`` at inference: ``{name: tensor}`` in chain order, what
+    every artifact's ``features`` signature returns (also inside a traced function)."""
+    values = features(x, training=False)
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return {spec.name: value for spec, value in zip(outputs, values)}
+
+
 def run_features(features, outputs, x):
     """Run the Keras features model on ``x`` at inference: ``{name: numpy array}``.
 
@@ -196,8 +236,5 @@ def run_features(features, outputs, x):
         >>> run_features(features, outputs, x)["stage1_block1"].shape  # doctest: +SKIP
         (8, 32, 32, 16)
     """
-    values = features(x, training=False)
-    if not isinstance(values, (list, tuple)):
-        values = [values]
-    return {spec.name: keras.ops.convert_to_numpy(value)
-            for spec, value in zip(outputs, values)}
+    return {name: keras.ops.convert_to_numpy(value)
+            for name, value in feature_values(features, outputs, x).items()}

@@ -8,15 +8,9 @@ import os
 
 from keras_resnet_lab._checks import boolean, number_in, one_of
 from keras_resnet_lab.export import _atomic
-from keras_resnet_lab.export.features import features_model, run_features
-from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest, preprocessing_spec
-from keras_resnet_lab.export.parity import (
-    DEFAULT_BATCH,
-    DEFAULT_TOLERANCE,
-    compare,
-    parity_batch,
-    require,
-)
+from keras_resnet_lab.export.features import INPUT, input_spec, run_features, staging_inputs
+from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest
+from keras_resnet_lab.export.parity import DEFAULT_BATCH, DEFAULT_TOLERANCE, compare, require
 
 ONNX_FILE = "model.onnx"
 OPSETS = tuple(range(9, 19))
@@ -169,15 +163,11 @@ def convert(features, outputs, opset=DEFAULT_OPSET):
         >>> [o.name for o in proto.graph.output][:2]  # doctest: +SKIP
         ['stem', 'stage1_block1']
     """
-    import keras
-    import tensorflow as tf
     import tf2onnx
 
-    inp = features.inputs[0]
-    spec = (tf.TensorSpec(tuple(inp.shape), keras.backend.standardize_dtype(inp.dtype),
-                          name="input"),)
     with _plain_grouped_conv():
-        proto, _ = tf2onnx.convert.from_keras(features, input_signature=spec, opset=opset)
+        proto, _ = tf2onnx.convert.from_keras(features, input_signature=(input_spec(features),),
+                                              opset=opset)
     got = [o.name for o in proto.graph.output]
     wanted = [o.name for o in outputs]
     if got != wanted:
@@ -290,13 +280,9 @@ def stage_onnx(model, tmp, target, *, intermediate=True, opset=DEFAULT_OPSET,
     optimize = boolean("optimize", optimize)
     if optimize:
         _import_onnxsim()  # fail before converting
-    features, outputs = features_model(model, intermediate=bool(intermediate))
-    shape = tuple(model.inputs[0].shape)
-    preprocessing_spec(preprocessing, shape[-1] or 1)
-    import keras
-
-    x, description = parity_batch(shape, keras.backend.standardize_dtype(model.inputs[0].dtype),
-                                  sample, batch_size)
+    features, outputs, x, description = staging_inputs(
+        model, intermediate=bool(intermediate), preprocessing=preprocessing, sample=sample,
+        batch_size=batch_size)
     proto = convert(features, outputs, opset)
     optimization = None
     if optimize:
@@ -309,7 +295,7 @@ def stage_onnx(model, tmp, target, *, intermediate=True, opset=DEFAULT_OPSET,
                      description)
     require(report, outputs, target)
     artifact = {"format": "onnx", "file": ONNX_FILE, "opset": int(opset),
-                "intermediate": bool(intermediate), "input_name": "input",
+                "intermediate": bool(intermediate), "input_name": INPUT,
                 "output_names": [o.name for o in outputs], "batch_axis": BATCH_AXIS,
                 "optimization": optimization}
     manifest = build_manifest(model, outputs, artifact, report, preprocessing,

@@ -5,27 +5,19 @@ import os
 
 from keras_resnet_lab._checks import number_in
 from keras_resnet_lab.export import _atomic
-from keras_resnet_lab.export.features import OUTPUT, features_model, run_features
-from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest, preprocessing_spec
-from keras_resnet_lab.export.parity import (
-    DEFAULT_BATCH,
-    DEFAULT_TOLERANCE,
-    compare,
-    parity_batch,
-    require,
+from keras_resnet_lab.export.features import (
+    INPUT,
+    OUTPUT,
+    feature_values,
+    input_spec,
+    run_features,
+    staging_inputs,
 )
+from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest
+from keras_resnet_lab.export.parity import DEFAULT_BATCH, DEFAULT_TOLERANCE, compare, require
 
 SERVE = "serve"
 FEATURES = "features"
-
-
-def _input_spec(model):
-    import keras
-    import tensorflow as tf
-
-    inp = model.inputs[0]
-    return tf.TensorSpec(tuple(inp.shape), keras.backend.standardize_dtype(inp.dtype),
-                         name="input")
 
 
 def write_savedmodel(model, features, outputs, path):
@@ -46,8 +38,7 @@ def write_savedmodel(model, features, outputs, path):
     """
     import keras
 
-    spec = _input_spec(model)
-    names = [o.name for o in outputs]
+    spec = input_spec(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(features)
@@ -56,10 +47,7 @@ def write_savedmodel(model, features, outputs, path):
         return {OUTPUT: model(x, training=False)}
 
     def feature_dict(x):
-        values = features(x, training=False)
-        if not isinstance(values, (list, tuple)):
-            values = [values]
-        return dict(zip(names, values))
+        return feature_values(features, outputs, x)
 
     archive.add_endpoint(SERVE, serve, input_signature=[spec])
     archive.add_endpoint(FEATURES, feature_dict, input_signature=[spec])
@@ -154,10 +142,9 @@ def stage_savedmodel(model, tmp, target, *, tolerance=DEFAULT_TOLERANCE, sample=
         >>> stage_savedmodel(model, "/tmp/.sm-1.tmp", "/tmp/sm")  # doctest: +SKIP
     """
     number_in("tolerance", tolerance, 0.0)
-    features, outputs = features_model(model, intermediate=True)
-    shape = tuple(model.inputs[0].shape)
-    preprocessing_spec(preprocessing, shape[-1] or 1)
-    x, description = parity_batch(shape, _input_spec(model).dtype.name, sample, batch_size)
+    features, outputs, x, description = staging_inputs(
+        model, intermediate=True, preprocessing=preprocessing, sample=sample,
+        batch_size=batch_size)
     write_savedmodel(model, features, outputs, tmp)
     reference = run_features(features, outputs, x)
     report = compare("savedmodel", reference, savedmodel_outputs(tmp, x), tolerance,
@@ -165,7 +152,7 @@ def stage_savedmodel(model, tmp, target, *, tolerance=DEFAULT_TOLERANCE, sample=
     require(report, outputs, target)
     artifact = {"format": "savedmodel", "path": os.path.basename(target),
                 "endpoints": {SERVE: [OUTPUT], FEATURES: [o.name for o in outputs]},
-                "input_key": "input", "tags": ["serve"]}
+                "input_key": INPUT, "tags": ["serve"]}
     manifest = build_manifest(model, outputs, artifact, report, preprocessing)
     manifest.to_json(os.path.join(tmp, MANIFEST_NAME))
     return manifest

@@ -14,8 +14,15 @@ import shutil
 
 from keras_resnet_lab._checks import boolean, number_in
 from keras_resnet_lab.export import _atomic
-from keras_resnet_lab.export.features import OUTPUT, features_model, run_features
-from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest, preprocessing_spec
+from keras_resnet_lab.export.features import (
+    INPUT,
+    OUTPUT,
+    feature_values,
+    input_spec,
+    run_features,
+    staging_inputs,
+)
+from keras_resnet_lab.export.manifest import MANIFEST_NAME, build_manifest
 
 # Grouped convolutions traced as plain ops, as for ONNX (the converter cannot look into the
 # XLA-compiled function Keras wraps them in on CPU).
@@ -27,7 +34,6 @@ from keras_resnet_lab.export.parity import (
     QUANTIZED_BATCH,
     compare,
     judge_agreement,
-    parity_batch,
     require,
 )
 
@@ -74,21 +80,15 @@ def convert_tflite(features, outputs, scratch, quantize=False):
     import keras
     import tensorflow as tf
 
-    inp = features.inputs[0]
-    spec = tf.TensorSpec(tuple(inp.shape), keras.backend.standardize_dtype(inp.dtype),
-                         name="input")
     names = [o.name for o in outputs]
 
     def feature_dict(x):
-        values = features(x, training=False)
-        if not isinstance(values, (list, tuple)):
-            values = [values]
-        return dict(zip(names, values))
+        return feature_values(features, outputs, x)
 
     archive = keras.export.ExportArchive()
     archive.track(features)
     with _plain_grouped_conv():
-        archive.add_endpoint(SIGNATURE, feature_dict, input_signature=[spec])
+        archive.add_endpoint(SIGNATURE, feature_dict, input_signature=[input_spec(features)])
         archive.write_out(scratch, verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=[SIGNATURE])
     if quantize:
@@ -96,7 +96,7 @@ def convert_tflite(features, outputs, scratch, quantize=False):
     flat = converter.convert()
     signatures = _interpreter(model_content=flat).get_signature_list()
     got = signatures.get(SIGNATURE, {})
-    if list(signatures) != [SIGNATURE] or got.get("inputs") != ["input"] \
+    if list(signatures) != [SIGNATURE] or got.get("inputs") != [INPUT] \
             or sorted(got.get("outputs", [])) != sorted(names):
         raise ValueError(f"cannot convert model '{features.name}' to LiteRT: the converted "
                          f"signatures are {signatures}, expected {SIGNATURE!r} with input "
@@ -219,22 +219,17 @@ def stage_tflite(model, tmp, target, *, quantize=False, intermediate=True,
     Example:
         >>> stage_tflite(model, "/tmp/.tflite-1.tmp", "/tmp/tflite")  # doctest: +SKIP
     """
-    import keras
-
     quantize = boolean("quantize", quantize)
     number_in("tolerance", tolerance, 0.0)
     number_in("min_agreement", min_agreement, 0.0, 1.0)
     _litert()  # a missing interpreter is said before anything is converted
-    features, outputs = features_model(model, intermediate=boolean("intermediate",
-                                                                   intermediate))
-    if quantize:
-        _require_class_scores(model, outputs)
-    shape = tuple(model.inputs[0].shape)
-    preprocessing_spec(preprocessing, shape[-1] or 1)
     if batch_size is None:
         batch_size = QUANTIZED_BATCH if quantize else DEFAULT_BATCH
-    x, description = parity_batch(shape, keras.backend.standardize_dtype(model.inputs[0].dtype),
-                                  sample, batch_size)
+    features, outputs, x, description = staging_inputs(
+        model, intermediate=boolean("intermediate", intermediate), preprocessing=preprocessing,
+        sample=sample, batch_size=batch_size)
+    if quantize:
+        _require_class_scores(model, outputs)
     scratch = os.path.join(tmp, _SCRATCH)
     try:
         flat = convert_tflite(features, outputs, scratch, quantize=quantize)
@@ -250,7 +245,7 @@ def stage_tflite(model, tmp, target, *, quantize=False, intermediate=True,
         report = judge_agreement(report, reference, candidate, min_agreement)
     require(report, outputs, target)
     artifact = {"format": "tflite", "file": TFLITE_FILE, "signature": SIGNATURE,
-                "intermediate": bool(intermediate), "input_name": "input",
+                "intermediate": bool(intermediate), "input_name": INPUT,
                 "output_names": [o.name for o in outputs], "batch_axis": "dynamic",
                 "quantization": QUANTIZATIONS[bool(quantize)], "size_bytes": len(flat),
                 "converter": "tf.lite.TFLiteConverter.from_saved_model, the 'features' "
