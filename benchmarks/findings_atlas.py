@@ -124,10 +124,9 @@ def lesion_reference(runs, depth, recipe, seeds):
     """``{criterion: [estimate per seed]}`` of ``veit_lesion``'s plain network: the plain twin
     of ``depth`` under ``recipe`` (empty lists when that depth is not measured for every seed:
     the criteria are then missing and the cell cannot be judged held)."""
-    plain = ("plain_error", "plain_intact_error")
+    values = {c: [] for c in ("plain_error", "plain_intact_error")}
     if any((depth, recipe, s) not in runs for s in seeds):
-        return {c: [] for c in plain}
-    values = {c: [] for c in plain}
+        return values
     for s in seeds:
         lesion = next(a for a in runs[(depth, recipe, s)]["assessments"]
                       if a["key"] == "veit_lesion")
@@ -239,6 +238,15 @@ def _label(a):
     return format_value(a.estimates[c.key].value, c.unit).replace(" points", "")
 
 
+def measured(atlas, key, cond):
+    """The Assessment of ``key`` at ``cond``, or None where it was not measured there (no
+    assessment, or none of its estimates has an interval)."""
+    a = atlas.get(key, {}).get(cond)
+    if a is None or not any(e.has_interval for e in a.estimates.values()):
+        return None
+    return a
+
+
 def table(atlas, columns):
     """The atlas as a Markdown table: verdict (estimate of the first criterion) per cell."""
     from keras_resnet_lab.findings import FINDINGS
@@ -248,9 +256,8 @@ def table(atlas, columns):
     for key in FINDINGS:
         cells = []
         for cond in columns:
-            a = atlas.get(key, {}).get(cond)
-            cells.append("n/a" if a is None or not any(
-                e.has_interval for e in a.estimates.values()) else f"{a.verdict} ({_label(a)})")
+            a = measured(atlas, key, cond)
+            cells.append("n/a" if a is None else f"{a.verdict} ({_label(a)})")
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -266,8 +273,8 @@ def where_it_shows(atlas, columns):
     for key in FINDINGS:
         groups = {verdict: [] for verdict in VERDICTS}
         for cond in columns:
-            a = atlas.get(key, {}).get(cond)
-            if a is not None and any(e.has_interval for e in a.estimates.values()):
+            a = measured(atlas, key, cond)
+            if a is not None:
                 groups[a.verdict].append(cond)
         parts = [f"{labels[verdict]} at {', '.join(conds)}"
                  for verdict, conds in groups.items() if conds]
@@ -291,9 +298,8 @@ def plot(atlas, columns, path, title):
     for key in FINDINGS:
         row = []
         for cond in columns:
-            a = atlas.get(key, {}).get(cond)
-            measured = a is not None and any(e.has_interval for e in a.estimates.values())
-            row.append((a.verdict, _label(a)) if measured else (None, "n/a"))
+            a = measured(atlas, key, cond)
+            row.append((None, "n/a") if a is None else (a.verdict, _label(a)))
         cells.append(row)
     return verdict_grid(cells, list(FINDINGS), columns, path, title)
 
