@@ -69,7 +69,8 @@ def register(subparsers):
 
 
 def check(args):
-    """Every argument error, before TensorFlow loads and before anything is written."""
+    """Every argument error, before TensorFlow loads and before anything is written; the
+    preprocessing and the sample it read are kept on ``args`` for :func:`run`."""
     from keras_resnet_lab.commands._common import CliError, existing_model_file
     from keras_resnet_lab.outdir import check_target
 
@@ -90,8 +91,8 @@ def check(args):
     if args.min_agreement is not None and not args.quantize:
         raise CliError("--min-agreement judges a quantized LiteRT artifact: give --quantize "
                        "too")
-    _preprocessing(args.preprocessing, args.model)
-    _sample(args.sample)
+    args.preprocessing_read = _preprocessing(args.preprocessing, args.model)
+    args.sample_read = _sample(args.sample)
     for kind in formats:
         check_target(os.path.join(args.out, kind), args.force)
 
@@ -153,13 +154,13 @@ def run(args):
     from keras_resnet_lab.commands._common import load_model_file
     from keras_resnet_lab.export import export_model
 
-    preprocessing, source = _preprocessing(args.preprocessing, args.model)
+    preprocessing, source = args.preprocessing_read  # read by check()
     if source not in (None, "--preprocessing"):
         print(f"preprocessing: recorded beside the model in {source}")
     elif source is None:
         print(f"preprocessing: none recorded (no --preprocessing, no {PREPROCESSING_FILE} "
               "beside the model); consumers are told to feed the model's own input")
-    sample = _sample(args.sample)
+    sample = args.sample_read
     model = load_model_file(args.model)
     extra = {} if args.min_agreement is None else {"min_agreement": args.min_agreement}
     manifests = export_model(model, args.out, _formats(args), intermediate=args.intermediate,
